@@ -1,0 +1,1 @@
+"""prefect-venice: Venice.ai video generation for Prefect 3."""
