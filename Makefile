@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# Strict editable installs link each module at install time: a new module file
+# changes this hash, and with it the stamp, so `make` reinstalls.
+MODULES := $(shell find prefect_venice blocks tasks flows -name '*.py' 2>/dev/null | sort | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(MODULES)
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
@@ -15,6 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]" --config-settings editable_mode=strict
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 demo: venv
@@ -28,10 +32,14 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy prefect_venice blocks tasks flows deployments
+	# From inside .venv mypy sees the installed package, with blocks/tasks/flows mapped in.
+	cd $(VENV) && bin/mypy --config-file ../pyproject.toml -p prefect_venice
+	$(BIN)/mypy deployments tests
 
 pytest: venv
-	$(BIN)/python -m pytest -q
+	# bin/pytest, not python -m pytest: the latter puts the repo root on sys.path,
+	# and its prefect_venice/ folder lacks the mapped blocks/tasks/flows packages.
+	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
