@@ -1,1 +1,112 @@
-"""prefect-venice: Venice.ai video generation for Prefect 3."""
+"""prefect-venice: Venice.ai video generation for Prefect 3 (the core never imports Prefect)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._base import DEFAULT_BASE_URL
+from .client import AsyncVeniceClient, VeniceClient
+from .errors import (
+    AccountError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    CallerError,
+    ConsentRequiredError,
+    ContentViolationError,
+    InputMediaError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    InvalidVideoError,
+    LinkGoneError,
+    NetworkError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PayloadTooLargeError,
+    RateLimitError,
+    RegionRestrictedError,
+    ServerError,
+    ServiceError,
+    ServiceUnavailableError,
+    UnknownModelError,
+    VeniceError,
+    VideoLinkMissingError,
+    WaitTimeoutError,
+)
+from .media import to_data_url
+from .models import (
+    Processing,
+    Progress,
+    QueuedJob,
+    QueueRequest,
+    Quote,
+    QuoteRequest,
+    ReadyAtLink,
+    RetrieveResult,
+    VideoConstraints,
+    VideoModel,
+    VideoSaved,
+)
+from .polling import PollPolicy
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from prefect_venice.blocks import VeniceCredentials
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "AccountError",
+    "AsyncVeniceClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "CallerError",
+    "ConsentRequiredError",
+    "ContentViolationError",
+    "InputMediaError",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "InvalidVideoError",
+    "LinkGoneError",
+    "NetworkError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PayloadTooLargeError",
+    "PollPolicy",
+    "Processing",
+    "Progress",
+    "QueueRequest",
+    "QueuedJob",
+    "Quote",
+    "QuoteRequest",
+    "RateLimitError",
+    "ReadyAtLink",
+    "RegionRestrictedError",
+    "RetrieveResult",
+    "RetryPolicy",
+    "ServerError",
+    "ServiceError",
+    "ServiceUnavailableError",
+    "UnknownModelError",
+    "VeniceClient",
+    "VeniceCredentials",
+    "VeniceError",
+    "VideoConstraints",
+    "VideoLinkMissingError",
+    "VideoModel",
+    "VideoSaved",
+    "WaitTimeoutError",
+    "to_data_url",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The credentials block needs Prefect; importing it lazily keeps
+    # `import prefect_venice` (the client, the emulator, the CLI) Prefect-free.
+    if name == "VeniceCredentials":
+        from prefect_venice.blocks import VeniceCredentials
+
+        return VeniceCredentials
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,527 @@
+"""VeniceClient and AsyncVeniceClient: thin I/O shells over the shared _base logic."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseVeniceClient
+from .download import CHUNK_SIZE
+from .errors import (
+    BadRequestError,
+    NotFoundError,
+    VideoLinkMissingError,
+)
+from .models import (
+    Processing,
+    Progress,
+    QueuedJob,
+    QueueRequest,
+    Quote,
+    QuoteRequest,
+    ReadyAtLink,
+    VideoModel,
+    VideoSaved,
+)
+from .polling import PollPolicy, WaitClock
+from .retry import Endpoint, RetryPolicy
+from .validation import find_model
+
+__all__ = ["DEFAULT_BASE_URL", "AsyncVeniceClient", "VeniceClient"]
+
+Destination = str | os.PathLike[str]
+
+
+def _missing_link(job: QueuedJob) -> VideoLinkMissingError:
+    return VideoLinkMissingError(
+        f"Job {job.queue_id} is COMPLETED at a private link, but this job carries no download_url.",
+        queue_id=job.queue_id,
+    )
+
+
+class VeniceClient(BaseVeniceClient):
+    """Synchronous Venice video client.
+
+    It owns two httpx clients: one for the API origin that sends the bearer key,
+    and one with no Authorization header for private download links, so the key
+    can never reach the link host. Use it as a context manager or call close().
+
+    Example:
+        ```python
+        with VeniceClient(os.environ["VENICE_API_KEY"]) as client:
+            request = QueueRequest(model="wan-2.5-preview-text-to-video",
+                                   prompt="A gondola at sunset", duration="5s")
+            print(client.quote(request).usd)
+            job = client.queue(request)
+            saved = client.wait_for_video(job, "out.mp4")
+        ```
+
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        link_transport: httpx.BaseTransport | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            poll=poll,
+            chunk_size=chunk_size,
+        )
+        self._api = httpx.Client(
+            base_url=self.base_url,
+            headers=self._api_headers(),
+            timeout=self.timeout,
+            transport=transport,
+        )
+        self._links = httpx.Client(
+            headers=self._link_headers(),
+            timeout=self.timeout,
+            transport=link_transport,
+            follow_redirects=True,
+        )
+
+    def __enter__(self) -> VeniceClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close both connection pools."""
+        self._api.close()
+        self._links.close()
+
+    # I/O with retries -------------------------------------------------------------
+
+    def _call(
+        self,
+        endpoint: Endpoint,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        queue_id: str | None = None,
+    ) -> httpx.Response:
+        method = "GET" if endpoint == "models" else "POST"
+        for attempt in itertools.count():
+            try:
+                response = self._api.request(method, self._path(endpoint), json=json, params=params)
+            except httpx.HTTPError as exc:
+                delay = self._decide(endpoint, attempt, error=exc, queue_id=queue_id)
+            else:
+                if response.is_success:
+                    return response
+                delay = self._decide(endpoint, attempt, response=response, queue_id=queue_id)
+            self.retry.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _save(
+        self,
+        response: httpx.Response,
+        destination: Destination,
+        queue_id: str | None,
+        source: Literal["retrieve", "link"],
+    ) -> VideoSaved:
+        with self._writer(response, destination, queue_id, source) as writer:
+            for chunk in response.iter_bytes(self.chunk_size):
+                writer.write(chunk)
+            return writer.commit()
+
+    # Models and validation --------------------------------------------------------
+
+    def list_video_models(self, *, refresh: bool = False) -> list[VideoModel]:
+        """GET /models?type=video (free), cached for the life of this client."""
+        if self._models is None or refresh:
+            return self._remember_models(self._call("models", params={"type": "video"}))
+        return self._models
+
+    def get_video_model(self, model_id: str) -> VideoModel:
+        """Return the listed model with this id; UnknownModelError names the closest ids."""
+        return find_model(self.list_video_models(), model_id)
+
+    def validate(self, request: QueueRequest | QuoteRequest) -> VideoModel:
+        """Check request against its model's constraints; raises InvalidRequestError."""
+        return self._find_and_validate(self.list_video_models(), request)
+
+    # Paid and free video calls ------------------------------------------------------
+
+    def quote(self, request: QuoteRequest | QueueRequest, *, validate: bool = True) -> Quote:
+        """POST /video/quote: the price in USD (free). A QueueRequest is priced by its inputs."""
+        if validate:
+            self.validate(request)
+        return self._quote_from(self._call("quote", json=self._quote_body(request)))
+
+    def queue(self, request: QueueRequest, *, validate: bool = True) -> QueuedJob:
+        """POST /video/queue, the only paid call. Retried only on 429/500 answers.
+
+        A timeout or dropped connection after sending raises OutcomeUnknownError
+        and is never resent.
+        """
+        if validate:
+            self.validate(request)
+        return self._job_from(self._call("queue", json=request.to_payload()))
+
+    def retrieve(
+        self, job: QueuedJob, destination: Destination, *, delete_media_on_completion: bool = False
+    ) -> Processing | VideoSaved | ReadyAtLink:
+        """POST /video/retrieve once: the status, or the MP4 streamed to destination."""
+        body = self._retrieve_body(job, delete_media_on_completion)
+        for attempt in itertools.count():
+            try:
+                with self._api.stream("POST", self._path("retrieve"), json=body) as response:
+                    if response.is_success:
+                        if "video/mp4" in response.headers.get("content-type", ""):
+                            return self._save(response, destination, job.queue_id, "retrieve")
+                        response.read()
+                        return self._status_from(response, job.queue_id)
+                    response.read()
+                    delay = self._decide(
+                        "retrieve", attempt, response=response, queue_id=job.queue_id
+                    )
+            except httpx.HTTPError as exc:
+                delay = self._decide("retrieve", attempt, error=exc, queue_id=job.queue_id)
+            self.retry.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def wait_for_video(
+        self,
+        job: QueuedJob,
+        destination: Destination,
+        *,
+        max_wait_seconds: float = 1800,
+        on_progress: Callable[[Progress], None] | None = None,
+        delete_media_on_completion: bool = False,
+        poll: PollPolicy | None = None,
+    ) -> VideoSaved:
+        """Poll until the MP4 is saved at destination (inline or from the private link)."""
+        clock = WaitClock(
+            job.queue_id,
+            max_wait_seconds=max_wait_seconds,
+            policy=poll or self.poll,
+            on_progress=on_progress,
+        )
+        while True:
+            result = self.retrieve(
+                job, destination, delete_media_on_completion=delete_media_on_completion
+            )
+            if isinstance(result, VideoSaved):
+                return result
+            if isinstance(result, ReadyAtLink):
+                if job.download_url is None:
+                    raise _missing_link(job)
+                return self.download(job.download_url, destination, queue_id=job.queue_id)
+            self.retry.sleep(clock.after_processing(result))
+
+    def complete(self, job: QueuedJob) -> bool:
+        """POST /video/complete: delete the media on Venice; False if it was already gone."""
+        try:
+            response = self._call("complete", json=self._complete_body(job), queue_id=job.queue_id)
+        except (BadRequestError, NotFoundError):
+            return False
+        return self._complete_from(response)
+
+    # Private links ------------------------------------------------------------------
+
+    def download(
+        self,
+        download_url: SecretStr | str,
+        destination: Destination,
+        *,
+        queue_id: str | None = None,
+    ) -> VideoSaved:
+        """GET the private link (no Authorization header) and save the MP4 atomically.
+
+        A dropped transfer restarts into a fresh temp file, a few times at most;
+        429 waits for Retry-After; 404/410 are final (LinkGoneError for 410).
+        """
+        url = self._link(download_url)
+        for attempt in itertools.count():
+            try:
+                with self._links.stream("GET", url) as response:
+                    if response.is_success:
+                        self._check_link_answer(response, queue_id)
+                        return self._save(response, destination, queue_id, "link")
+                    response.read()
+                    delay = self._decide(
+                        "link_get", attempt, response=response, queue_id=queue_id, link=url
+                    )
+            except httpx.HTTPError as exc:
+                delay = self._decide("link_get", attempt, error=exc, queue_id=queue_id, link=url)
+            self.retry.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def revoke(self, download_url: SecretStr | str) -> bool:
+        """DELETE the private link so it stops working; False if it was already gone."""
+        url = self._link(download_url)
+        for attempt in itertools.count():
+            try:
+                response = self._links.delete(url)
+            except httpx.HTTPError as exc:
+                delay = self._decide("link_delete", attempt, error=exc, link=url)
+            else:
+                if response.is_success:
+                    return True
+                if response.status_code in (404, 410):
+                    return False
+                delay = self._decide("link_delete", attempt, response=response, link=url)
+            self.retry.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class AsyncVeniceClient(BaseVeniceClient):
+    """Asynchronous twin of VeniceClient: the same methods as coroutines.
+
+    Create one per event loop (and per Prefect task): httpx.AsyncClient must not
+    be shared across loops.
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        link_transport: httpx.AsyncBaseTransport | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            retry=retry,
+            poll=poll,
+            chunk_size=chunk_size,
+        )
+        self._api = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._api_headers(),
+            timeout=self.timeout,
+            transport=transport,
+        )
+        self._links = httpx.AsyncClient(
+            headers=self._link_headers(),
+            timeout=self.timeout,
+            transport=link_transport,
+            follow_redirects=True,
+        )
+
+    async def __aenter__(self) -> AsyncVeniceClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close both connection pools."""
+        await self._api.aclose()
+        await self._links.aclose()
+
+    # I/O with retries -------------------------------------------------------------
+
+    async def _call(
+        self,
+        endpoint: Endpoint,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        queue_id: str | None = None,
+    ) -> httpx.Response:
+        method = "GET" if endpoint == "models" else "POST"
+        for attempt in itertools.count():
+            try:
+                response = await self._api.request(
+                    method, self._path(endpoint), json=json, params=params
+                )
+            except httpx.HTTPError as exc:
+                delay = self._decide(endpoint, attempt, error=exc, queue_id=queue_id)
+            else:
+                if response.is_success:
+                    return response
+                delay = self._decide(endpoint, attempt, response=response, queue_id=queue_id)
+            await self.retry.async_sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _save(
+        self,
+        response: httpx.Response,
+        destination: Destination,
+        queue_id: str | None,
+        source: Literal["retrieve", "link"],
+    ) -> VideoSaved:
+        # Local file writes stay blocking: one 64 KiB write to a local disk is far
+        # cheaper than a thread hop per chunk.
+        with self._writer(response, destination, queue_id, source) as writer:
+            async for chunk in response.aiter_bytes(self.chunk_size):
+                writer.write(chunk)
+            return writer.commit()
+
+    # Models and validation --------------------------------------------------------
+
+    async def list_video_models(self, *, refresh: bool = False) -> list[VideoModel]:
+        """GET /models?type=video (free), cached for the life of this client."""
+        if self._models is None or refresh:
+            return self._remember_models(await self._call("models", params={"type": "video"}))
+        return self._models
+
+    async def get_video_model(self, model_id: str) -> VideoModel:
+        """Return the listed model with this id; UnknownModelError names the closest ids."""
+        return find_model(await self.list_video_models(), model_id)
+
+    async def validate(self, request: QueueRequest | QuoteRequest) -> VideoModel:
+        """Check request against its model's constraints; raises InvalidRequestError."""
+        return self._find_and_validate(await self.list_video_models(), request)
+
+    # Paid and free video calls ------------------------------------------------------
+
+    async def quote(self, request: QuoteRequest | QueueRequest, *, validate: bool = True) -> Quote:
+        """POST /video/quote: the price in USD (free). A QueueRequest is priced by its inputs."""
+        if validate:
+            await self.validate(request)
+        return self._quote_from(await self._call("quote", json=self._quote_body(request)))
+
+    async def queue(self, request: QueueRequest, *, validate: bool = True) -> QueuedJob:
+        """POST /video/queue, the only paid call. Retried only on 429/500 answers.
+
+        A timeout or dropped connection after sending raises OutcomeUnknownError
+        and is never resent.
+        """
+        if validate:
+            await self.validate(request)
+        return self._job_from(await self._call("queue", json=request.to_payload()))
+
+    async def retrieve(
+        self, job: QueuedJob, destination: Destination, *, delete_media_on_completion: bool = False
+    ) -> Processing | VideoSaved | ReadyAtLink:
+        """POST /video/retrieve once: the status, or the MP4 streamed to destination."""
+        body = self._retrieve_body(job, delete_media_on_completion)
+        for attempt in itertools.count():
+            try:
+                async with self._api.stream("POST", self._path("retrieve"), json=body) as response:
+                    if response.is_success:
+                        if "video/mp4" in response.headers.get("content-type", ""):
+                            return await self._save(response, destination, job.queue_id, "retrieve")
+                        await response.aread()
+                        return self._status_from(response, job.queue_id)
+                    await response.aread()
+                    delay = self._decide(
+                        "retrieve", attempt, response=response, queue_id=job.queue_id
+                    )
+            except httpx.HTTPError as exc:
+                delay = self._decide("retrieve", attempt, error=exc, queue_id=job.queue_id)
+            await self.retry.async_sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def wait_for_video(
+        self,
+        job: QueuedJob,
+        destination: Destination,
+        *,
+        max_wait_seconds: float = 1800,
+        on_progress: Callable[[Progress], None] | None = None,
+        delete_media_on_completion: bool = False,
+        poll: PollPolicy | None = None,
+    ) -> VideoSaved:
+        """Poll until the MP4 is saved at destination (inline or from the private link)."""
+        clock = WaitClock(
+            job.queue_id,
+            max_wait_seconds=max_wait_seconds,
+            policy=poll or self.poll,
+            on_progress=on_progress,
+        )
+        while True:
+            result = await self.retrieve(
+                job, destination, delete_media_on_completion=delete_media_on_completion
+            )
+            if isinstance(result, VideoSaved):
+                return result
+            if isinstance(result, ReadyAtLink):
+                if job.download_url is None:
+                    raise _missing_link(job)
+                return await self.download(job.download_url, destination, queue_id=job.queue_id)
+            await self.retry.async_sleep(clock.after_processing(result))
+
+    async def complete(self, job: QueuedJob) -> bool:
+        """POST /video/complete: delete the media on Venice; False if it was already gone."""
+        try:
+            response = await self._call(
+                "complete", json=self._complete_body(job), queue_id=job.queue_id
+            )
+        except (BadRequestError, NotFoundError):
+            return False
+        return self._complete_from(response)
+
+    # Private links ------------------------------------------------------------------
+
+    async def download(
+        self,
+        download_url: SecretStr | str,
+        destination: Destination,
+        *,
+        queue_id: str | None = None,
+    ) -> VideoSaved:
+        """GET the private link (no Authorization header) and save the MP4 atomically.
+
+        A dropped transfer restarts into a fresh temp file, a few times at most;
+        429 waits for Retry-After; 404/410 are final (LinkGoneError for 410).
+        """
+        url = self._link(download_url)
+        for attempt in itertools.count():
+            try:
+                async with self._links.stream("GET", url) as response:
+                    if response.is_success:
+                        self._check_link_answer(response, queue_id)
+                        return await self._save(response, destination, queue_id, "link")
+                    await response.aread()
+                    delay = self._decide(
+                        "link_get", attempt, response=response, queue_id=queue_id, link=url
+                    )
+            except httpx.HTTPError as exc:
+                delay = self._decide("link_get", attempt, error=exc, queue_id=queue_id, link=url)
+            await self.retry.async_sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def revoke(self, download_url: SecretStr | str) -> bool:
+        """DELETE the private link so it stops working; False if it was already gone."""
+        url = self._link(download_url)
+        for attempt in itertools.count():
+            try:
+                response = await self._links.delete(url)
+            except httpx.HTTPError as exc:
+                delay = self._decide("link_delete", attempt, error=exc, link=url)
+            else:
+                if response.is_success:
+                    return True
+                if response.status_code in (404, 410):
+                    return False
+                delay = self._decide("link_delete", attempt, response=response, link=url)
+            await self.retry.async_sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover

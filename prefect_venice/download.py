@@ -1,0 +1,136 @@
+"""Streamed, checked, atomic MP4 writes: a temp file beside the target, fsync, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Literal
+
+from .errors import InvalidVideoError
+from .models import VideoSaved
+
+__all__ = ["CHUNK_SIZE", "VideoWriter", "resolve_destination"]
+
+CHUNK_SIZE = 1 << 16
+"""Bytes read per chunk: memory use stays at this size whatever the video's size."""
+
+
+def resolve_destination(destination: str | os.PathLike[str], queue_id: str) -> Path:
+    """Return the file to write: destination itself, or <queue_id>.mp4 inside a directory."""
+    path = Path(destination).expanduser()
+    if path.is_dir():
+        return path / f"{queue_id}.mp4"
+    return path
+
+
+class VideoWriter:
+    """Receives an MP4 chunk by chunk and puts it at destination only if it checks out.
+
+    Chunks go to a temporary file in the destination's own directory (so the
+    final os.replace is an atomic rename on the same file system), the sha256 is
+    computed while streaming, and on commit() the file is flushed, fsynced and
+    checked: non-empty, as long as Content-Length said, and starting with an MP4
+    `ftyp` box. Leaving the `with` block without commit() (any error, including
+    a dropped connection) deletes the temp file, so no half file is ever left at
+    the destination.
+    """
+
+    def __init__(
+        self,
+        destination: Path,
+        *,
+        expected_length: int | None = None,
+        queue_id: str | None = None,
+        source: Literal["retrieve", "link"] = "retrieve",
+    ) -> None:
+        self.destination = destination
+        self.expected_length = expected_length
+        self.queue_id = queue_id
+        self.source: Literal["retrieve", "link"] = source
+        self._hash = hashlib.sha256()
+        self._head = b""
+        self._size = 0
+        self._file: BinaryIO | None = None
+        self._temp_path: Path | None = None
+
+    def __enter__(self) -> VideoWriter:
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".part"
+        )
+        self._temp_path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    def write(self, chunk: bytes) -> None:
+        """Append one chunk to the temp file and the running checksum."""
+        assert self._file is not None, "use VideoWriter as a context manager"
+        if len(self._head) < 8:
+            self._head += chunk[: 8 - len(self._head)]
+        self._file.write(chunk)
+        self._hash.update(chunk)
+        self._size += len(chunk)
+
+    def commit(self) -> VideoSaved:
+        """Check the file, make it durable and rename it into place; return what was saved."""
+        assert self._file is not None and self._temp_path is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        where = f"for job {self.queue_id}" if self.queue_id else "download"
+        if self._size == 0:
+            raise InvalidVideoError(f"The video {where} arrived empty; nothing was saved.")
+        if self.expected_length is not None and self._size != self.expected_length:
+            raise InvalidVideoError(
+                f"The video {where} is truncated: {self._size} of {self.expected_length} bytes "
+                "arrived; nothing was saved."
+            )
+        if self._head[4:8] != b"ftyp":
+            raise InvalidVideoError(
+                f"The file {where} is not an MP4 (no 'ftyp' box at the start); nothing was saved."
+            )
+        os.replace(self._temp_path, self.destination)
+        self._temp_path = None
+        _fsync_directory(self.destination.parent)
+        return VideoSaved(
+            path=self.destination,
+            size_bytes=self._size,
+            sha256=self._hash.hexdigest(),
+            queue_id=self.queue_id,
+            source=self.source,
+        )
+
+    def abort(self) -> None:
+        """Close and delete the temp file if it is still there (safe to call twice)."""
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        if self._temp_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._temp_path.unlink()
+            self._temp_path = None
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform, hence best effort.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
