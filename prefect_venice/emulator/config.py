@@ -1,0 +1,97 @@
+"""Settings of the emulator: the service it pretends to be, and the faults it injects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: The API key the emulator accepts unless told otherwise.
+DEFAULT_API_KEY = "emulator-key"
+#: Prompts containing one of these words (case-insensitive) are refused with 422.
+DEFAULT_VIOLATION_WORDS = ("forbidden",)
+
+#: Endpoint names used by fault settings, the ledger and the CLI.
+ENDPOINTS = (
+    "models",
+    "quote",
+    "queue",
+    "retrieve",
+    "complete",
+    "link_get",
+    "link_delete",
+)
+
+
+def _rates() -> dict[str, float]:
+    return {}
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Faults to inject, per endpoint name (see `ENDPOINTS`; the key "*" applies to all).
+
+    Rates are probabilities between 0 and 1 drawn from a seeded generator per
+    endpoint, so a sequential run repeats exactly. Latency is in real seconds
+    (not scaled) and is added before the answer.
+
+    An injected 500 on `queue` means the job was NOT created and nothing was
+    charged (the documented retryable case). `queue_drop_after_create_rate` is
+    the opposite: the job is created and charged, then the connection is closed
+    without an answer, so the client cannot know the outcome.
+    """
+
+    rate_500: Mapping[str, float] = field(default_factory=_rates)
+    rate_503: Mapping[str, float] = field(default_factory=_rates)
+    #: Fraction of video bodies (`retrieve` MP4, `link_get`) cut off mid-way.
+    drop_rate: Mapping[str, float] = field(default_factory=_rates)
+    latency: Mapping[str, float] = field(default_factory=_rates)
+    queue_drop_after_create_rate: float = 0.0
+
+    @staticmethod
+    def lookup(table: Mapping[str, float], endpoint: str) -> float:
+        """Return the value for `endpoint`, falling back to "*" and then to 0."""
+        return float(table.get(endpoint, table.get("*", 0.0)))
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulator behaves. Periods are emulated seconds, multiplied by `time_scale`.
+
+    Reported times (`average_execution_time`, `execution_duration`, rate-limit
+    reset headers, `Retry-After`) are the real times a client experiences, so a
+    client needs no knowledge of the scale.
+    """
+
+    host: str = "127.0.0.1"
+    #: 0 picks a free port.
+    port: int = 0
+    #: Port of the second origin that serves private download links; 0 picks a free port.
+    link_port: int = 0
+    api_key: str = DEFAULT_API_KEY
+    time_scale: float = 1.0
+    seed: int = 0
+    balance_usd: float = 100.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    #: Largest accepted request body, in bytes; larger ones get 413.
+    max_body_bytes: int = 25 * 1024 * 1024
+    content_violation_words: tuple[str, ...] = DEFAULT_VIOLATION_WORDS
+    #: Pad every video to exactly this many bytes instead of a realistic size.
+    video_bytes: int | None = None
+    # Per-key rate limits (requests per window) and the failure lockout.
+    rate_limits_enabled: bool = True
+    queue_requests_per_window: int = 40
+    retrieve_requests_per_window: int = 120
+    rate_limit_window_seconds: float = 60.0
+    lockout_enabled: bool = True
+    lockout_failures: int = 20
+    lockout_window_seconds: float = 30.0
+    lockout_seconds: float = 30.0
+    # Private download links.
+    link_max_gets: int = 5
+    link_lifetime_seconds: float = 24 * 3600.0
+    #: Multiplies every model's base job duration (emulated seconds).
+    job_duration_factor: float = 1.0
+
+    def scaled(self, emulated_seconds: float) -> float:
+        """Real seconds for an emulated period."""
+        return emulated_seconds * self.time_scale

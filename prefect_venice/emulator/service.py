@@ -1,0 +1,507 @@
+"""The emulated Venice service: jobs, charges, limits, faults and private links, free of HTTP."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import CATALOG, VideoModel
+from .config import EmulatorConfig, FaultConfig
+from .ledger import Ledger
+from .limits import FailureLockout, FixedWindow
+from .mp4 import VideoFile, make_video
+from .validation import (
+    Generation,
+    RequestInvalid,
+    check_generation,
+    check_job_ref,
+    check_queue,
+    has_consent,
+)
+
+_RESOLUTION_SPEED = {"480p": 0.8, "720p": 1.0, "1080p": 1.3}
+_HISTORY = 50
+_CONSENT_VERSION = "2026-03-01"
+_CONSENT_TEXT = (
+    "By continuing you confirm the provider's terms and privacy policy, that you have the "
+    "legal right to use any submitted media, and that submitted media may be screened."
+)
+
+
+@dataclass
+class Reply:
+    """What to answer: a JSON body, or a video streamed from a generator."""
+
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    video: VideoFile | None = None
+    #: Close the connection after this many body bytes (a dropped download).
+    drop_at: int | None = None
+    #: Close the connection without answering at all.
+    drop_without_answer: bool = False
+    #: Called once the whole video has been written to the socket.
+    on_delivered: Callable[[], None] | None = None
+
+    def json_bytes(self) -> bytes:
+        """Encode the JSON body."""
+        return json.dumps(self.body if self.body is not None else {}).encode()
+
+
+def error(status: int, message: str, **extra: Any) -> Reply:
+    """Build a `StandardError`-shaped answer."""
+    return Reply(status, {"error": message, **extra})
+
+
+@dataclass
+class Job:
+    """One queued generation."""
+
+    queue_id: str
+    generation: Generation
+    created: float
+    run_seconds: float
+    emulated_seconds: float
+    charged_usd: float
+    media_deleted: bool = False
+    seen_complete: bool = False
+    link_token: str | None = None
+    link_gets: int = 0
+    link_deleted: bool = False
+
+    @property
+    def model(self) -> VideoModel:
+        """The model that runs this job."""
+        return self.generation.model
+
+    def done(self, now: float) -> bool:
+        """Tell whether the emulated run time has passed."""
+        return now - self.created >= self.run_seconds
+
+
+def _p80(values: deque[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.8 * len(ordered)) - 1)]
+
+
+def _seconds_text(seconds: float, time_scale: float) -> str:
+    """Format Retry-After: whole seconds at real speed, fractional under a time scale."""
+    if time_scale >= 1:
+        return str(max(math.ceil(seconds), 1))
+    return f"{max(seconds, 0.001):.3f}"
+
+
+class VeniceService:
+    """Everything the emulated API knows; every public method is thread-safe."""
+
+    def __init__(self, config: EmulatorConfig, link_origin: str) -> None:
+        self.config = config
+        self.link_origin = link_origin
+        self.faults = config.faults
+        self.balance_usd = config.balance_usd
+        self.ledger = Ledger()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._links: dict[str, Job] = {}
+        self._rngs: dict[str, random.Random] = {}
+        scale = config.time_scale
+        self._windows = {
+            "queue": FixedWindow(
+                config.queue_requests_per_window, config.rate_limit_window_seconds * scale
+            ),
+            "retrieve": FixedWindow(
+                config.retrieve_requests_per_window, config.rate_limit_window_seconds * scale
+            ),
+        }
+        self._lockout = FailureLockout(
+            config.lockout_failures,
+            config.lockout_window_seconds * scale,
+            config.lockout_seconds * scale,
+        )
+        prior = self._rng("prior")
+        self._history: dict[str, deque[float]] = {
+            model.id: deque(
+                (self._draw_seconds(model, "720p", 5, prior) for _ in range(5)), maxlen=_HISTORY
+            )
+            for model in CATALOG
+        }
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _rng(self, purpose: str) -> random.Random:
+        # One generator per purpose, so faults on one endpoint do not shift another's sequence.
+        if purpose not in self._rngs:
+            self._rngs[purpose] = random.Random(f"{self.config.seed}:{purpose}")  # noqa: S311 - reproducible, not secret
+        return self._rngs[purpose]
+
+    def _draw_seconds(
+        self, model: VideoModel, resolution: str | None, seconds: int, rng: random.Random
+    ) -> float:
+        base = model.base_seconds * self.config.job_duration_factor
+        shape = math.sqrt(seconds / 5) * _RESOLUTION_SPEED.get(resolution or "720p", 1.0)
+        return base * shape * rng.uniform(0.75, 1.35)
+
+    def _chance(self, purpose: str, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        return self._rng(purpose).random() < rate
+
+    def _average_ms(self, model_id: str) -> int:
+        return round(_p80(self._history[model_id]) * self.config.time_scale * 1000)
+
+    def _video(self, job: Job) -> VideoFile:
+        generation = job.generation
+        return make_video(
+            generation.seconds,
+            generation.resolution or "720p",
+            generation.aspect_ratio or "16:9",
+            self.config.video_bytes,
+        )
+
+    def _link_url(self, token: str) -> str:
+        return f"{self.link_origin}/v1/share/read/{token}"
+
+    def _observe(self, job: Job, now: float) -> bool:
+        """Tell whether the job is done; feed its duration to the model's P80 the first time."""
+        if not job.done(now):
+            return False
+        if not job.seen_complete:
+            job.seen_complete = True
+            self._history[job.model.id].append(job.emulated_seconds)
+            self.ledger.job(job.queue_id, job.model.id)["status"] = "COMPLETED"
+        return True
+
+    # -- administration ------------------------------------------------------------------
+
+    def set_balance(self, usd: float) -> None:
+        """Set the account balance in USD."""
+        with self._lock:
+            self.balance_usd = usd
+
+    def configure_faults(self, faults: FaultConfig) -> None:
+        """Replace the fault settings; their generators start again from the seed."""
+        with self._lock:
+            self.faults = faults
+            self._rngs = {k: v for k, v in self._rngs.items() if not k.startswith("fault:")}
+
+    def reset_ledger(self) -> None:
+        """Forget all counts and charges (jobs, links and the balance stay)."""
+        with self._lock:
+            self.ledger = Ledger()
+
+    def ledger_snapshot(self) -> dict[str, Any]:
+        """Return the ledger, with job statuses brought up to date."""
+        with self._lock:
+            now = time.monotonic()
+            for job in self._jobs.values():
+                if job.queue_id in self.ledger.jobs:
+                    self._observe(job, now)
+            return self.ledger.snapshot(self.balance_usd)
+
+    # -- the API origin ------------------------------------------------------------------
+
+    def latency(self, endpoint: str) -> float:
+        """Real seconds to wait before answering `endpoint`."""
+        return FaultConfig.lookup(self.faults.latency, endpoint)
+
+    def api(
+        self, endpoint: str, authorization: str | None, body: bytes | None, too_large: bool
+    ) -> Reply:
+        """Answer one call of an `/api/v1` endpoint and record it in the ledger."""
+        with self._lock:
+            self.ledger.call(endpoint)
+            keyed = authorization == f"Bearer {self.config.api_key}"
+            reply = self._api(endpoint, authorization, keyed, body, too_large)
+            self.ledger.status(endpoint, "dropped" if reply.drop_without_answer else reply.status)
+            if keyed and self.config.lockout_enabled and not 200 <= reply.status < 300:
+                self._lockout.record_failure(time.monotonic())
+            return reply
+
+    def _api(
+        self,
+        endpoint: str,
+        authorization: str | None,
+        keyed: bool,
+        body: bytes | None,
+        too_large: bool,
+    ) -> Reply:
+        now = time.monotonic()
+        if not keyed and not (endpoint == "models" and authorization is None):
+            return error(401, "Authentication failed: send 'Authorization: Bearer <api key>'")
+        if keyed and self.config.lockout_enabled:
+            blocked = self._lockout.blocked_for(now)
+            if blocked > 0:
+                reply = error(429, "Too many failed requests; this key is blocked for a while")
+                reply.headers["Retry-After"] = _seconds_text(blocked, self.config.time_scale)
+                return reply
+        limit_headers: dict[str, str] = {}
+        window = self._windows.get(endpoint)
+        if window is not None and self.config.rate_limits_enabled:
+            state = window.hit(now)
+            limit_headers = state.headers()
+            if not state.allowed:
+                reply = error(429, f"Rate limit exceeded: {state.limit} requests per window")
+                reply.headers.update(limit_headers)
+                reply.headers["Retry-After"] = _seconds_text(state.reset_in, self.config.time_scale)
+                return reply
+        reply = self._faulted(endpoint) or self._endpoint(endpoint, body, too_large)
+        reply.headers.update(limit_headers)
+        return reply
+
+    def _faulted(self, endpoint: str) -> Reply | None:
+        faults = self.faults
+        if self._chance(f"fault:500:{endpoint}", FaultConfig.lookup(faults.rate_500, endpoint)):
+            return error(500, "Inference processing failed (injected fault); retry with backoff")
+        if self._chance(f"fault:503:{endpoint}", FaultConfig.lookup(faults.rate_503, endpoint)):
+            return error(503, "The model is at capacity (injected fault); retry later")
+        return None
+
+    def _endpoint(self, endpoint: str, raw: bytes | None, too_large: bool) -> Reply:
+        if endpoint == "models":
+            return Reply(
+                200,
+                {"object": "list", "type": "video", "data": [m.to_json() for m in CATALOG]},
+            )
+        if too_large:
+            limit_mb = self.config.max_body_bytes / (1024 * 1024)
+            return Reply(
+                413,
+                {
+                    "code": "PAYLOAD_TOO_LARGE",
+                    "error": f"Request exceeds the maximum allowed size of {limit_mb:g} MB.",
+                },
+            )
+        try:
+            body = json.loads(raw or b"")
+        except ValueError:
+            return Reply(400, RequestInvalid("The request body must be JSON").body())
+        if not isinstance(body, dict):
+            return Reply(400, RequestInvalid("The request body must be a JSON object").body())
+        try:
+            if endpoint == "quote":
+                return self._quote(body)
+            if endpoint == "queue":
+                return self._queue(body)
+            if endpoint == "retrieve":
+                return self._retrieve(body)
+            return self._complete(body)
+        except RequestInvalid as invalid:
+            return Reply(400, invalid.body())
+
+    def _quote(self, body: dict[str, Any]) -> Reply:
+        generation = check_generation(body, for_queue=False)
+        usd = generation.model.price(generation.duration, generation.resolution, generation.audio)
+        return Reply(200, {"quote": usd})
+
+    def _queue(self, body: dict[str, Any]) -> Reply:
+        generation = check_queue(body)
+        model = generation.model
+        if model.needs_consent and not has_consent(body, model.needs_consent):
+            return Reply(409, self._needs_consent(model.needs_consent))
+        prompt = str(body["prompt"]).lower()
+        for word in self.config.content_violation_words:
+            if word.lower() in prompt:
+                return error(422, "Your prompt violates the content policy of Venice.ai")
+        price = model.price(generation.duration, generation.resolution, generation.audio)
+        if price > self.balance_usd + 1e-9:
+            return error(
+                402,
+                f"Insufficient balance: this video costs {price} USD, "
+                f"the balance is {round(self.balance_usd, 4)} USD",
+                code="INSUFFICIENT_BALANCE",
+            )
+        seconds = self._draw_seconds(
+            model, generation.resolution, generation.seconds, self._rng("jobs")
+        )
+        job = Job(
+            queue_id=str(uuid.uuid4()),
+            generation=generation,
+            created=time.monotonic(),
+            run_seconds=self.config.scaled(seconds),
+            emulated_seconds=seconds,
+            charged_usd=price,
+        )
+        self._jobs[job.queue_id] = job
+        self.balance_usd -= price
+        record = self.ledger.job(job.queue_id, model.id)
+        record["queue_calls"] += 1
+        record["private"] = model.is_private
+        self.ledger.charge(job.queue_id, model.id, price)
+        answer: dict[str, Any] = {"model": model.id, "queue_id": job.queue_id}
+        if model.is_private:
+            job.link_token = secrets.token_urlsafe(32)
+            self._links[job.link_token] = job
+            answer["download_url"] = self._link_url(job.link_token)
+        if self._chance("fault:queue-drop", self.faults.queue_drop_after_create_rate):
+            return Reply(200, answer, drop_without_answer=True)
+        return Reply(200, answer)
+
+    @staticmethod
+    def _needs_consent(flow: str) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": "needs_consent",
+                "message": (
+                    f"This model needs consent: resend with consents.{flow} confirming "
+                    "confirmed_terms_and_privacy, confirmed_legal_right and "
+                    "confirmed_screening_acknowledged"
+                ),
+            },
+            "consent_flow": flow,
+            "face_media_roles": [
+                "image",
+                "end_image",
+                "reference_image",
+                "video",
+                "reference_video",
+            ],
+            "consent": {"consent_version": _CONSENT_VERSION, "policy_text": _CONSENT_TEXT},
+            "docs_url": "https://docs.venice.ai/api-reference/endpoint/video/queue",
+        }
+
+    def _find(self, model: str, queue_id: str, endpoint: str) -> Job | Reply:
+        job = self._jobs.get(queue_id)
+        if job is not None:
+            record = self.ledger.job(queue_id, job.model.id)
+            record[f"{endpoint}_calls"] += 1
+        if job is None or job.media_deleted:
+            if endpoint == "complete":
+                return Reply(
+                    400,
+                    RequestInvalid(
+                        f"Media for queue_id {queue_id} is already gone or never existed",
+                        "queue_id",
+                    ).body(),
+                )
+            return error(
+                404, "Media could not be found. Request may be invalid, expired, or deleted."
+            )
+        if job.model.id != model:
+            return Reply(
+                400,
+                RequestInvalid(
+                    f"queue_id {queue_id} belongs to model {job.model.id}, not {model}", "model"
+                ).body(),
+            )
+        return job
+
+    def _retrieve(self, body: dict[str, Any]) -> Reply:
+        ref = check_job_ref(body, allow_delete_flag=True)
+        found = self._find(ref.model, ref.queue_id, "retrieve")
+        if isinstance(found, Reply):
+            return found
+        job = found
+        now = time.monotonic()
+        average = self._average_ms(job.model.id)
+        if not self._observe(job, now):
+            elapsed_ms = round((now - job.created) * 1000)
+            return Reply(
+                200,
+                {
+                    "status": "PROCESSING",
+                    "average_execution_time": average,
+                    "execution_duration": elapsed_ms,
+                },
+            )
+        if job.model.is_private:
+            if ref.delete_media_on_completion:
+                self._delete_media(job)
+            return Reply(
+                200,
+                {
+                    "status": "COMPLETED",
+                    "average_execution_time": average,
+                    "execution_duration": round(job.run_seconds * 1000),
+                },
+            )
+        video = self._video(job)
+        reply = Reply(200, video=video, headers={"Content-Type": "video/mp4"})
+        if self._chance(
+            "fault:drop:retrieve", FaultConfig.lookup(self.faults.drop_rate, "retrieve")
+        ):
+            reply.drop_at = video.size // 2
+        elif ref.delete_media_on_completion:
+            reply.on_delivered = lambda: self._locked(self._delete_media, job)
+        return reply
+
+    def _locked(self, action: Callable[[Job], None], job: Job) -> None:
+        with self._lock:
+            action(job)
+
+    def _delete_media(self, job: Job) -> None:
+        job.media_deleted = True
+        self.ledger.job(job.queue_id, job.model.id)["media_deleted"] = True
+
+    def _complete(self, body: dict[str, Any]) -> Reply:
+        ref = check_job_ref(body, allow_delete_flag=False)
+        found = self._find(ref.model, ref.queue_id, "complete")
+        if isinstance(found, Reply):
+            return found
+        self._delete_media(found)
+        return Reply(200, {"success": True})
+
+    # -- the private-link origin ---------------------------------------------------------
+
+    def link(self, method: str, token: str, authorization: str | None) -> Reply:
+        """Answer a GET or DELETE on a private download link."""
+        endpoint = "link_get" if method == "GET" else "link_delete"
+        with self._lock:
+            self.ledger.call(endpoint)
+            reply = self._link(endpoint, token, authorization)
+            self.ledger.status(endpoint, reply.status)
+            return reply
+
+    def _link(self, endpoint: str, token: str, authorization: str | None) -> Reply:
+        job = self._links.get(token)
+        record = self.ledger.job(job.queue_id, job.model.id) if job else None
+        if record is not None and endpoint == "link_get":
+            record["link_gets"] += 1
+        if authorization is not None:
+            self.ledger.link_auth_seen = True
+            if record is not None:
+                record["link_auth_seen"] = True
+            return error(
+                403,
+                "Pre-signed links take no Authorization header; never send an API key here",
+            )
+        if job is None:
+            return error(404, "No such link")
+        now = time.monotonic()
+        lifetime = self.config.scaled(self.config.link_lifetime_seconds)
+        if job.link_deleted:
+            return error(410, "This link was revoked")
+        if now - job.created >= lifetime:
+            return error(410, "This link has expired")
+        if endpoint == "link_delete":
+            job.link_deleted = True
+            assert record is not None
+            record["link_deleted"] = True
+            return Reply(204)
+        job.link_gets += 1
+        if job.link_gets > self.config.link_max_gets:
+            reply = error(429, "This link was fetched too often; save the file and DELETE the link")
+            reply.headers["Retry-After"] = _seconds_text(
+                self.config.scaled(60), self.config.time_scale
+            )
+            return reply
+        faulted = self._faulted("link_get")
+        if faulted is not None:
+            return faulted
+        if not self._observe(job, now):
+            return error(404, "The video is not ready yet")
+        video = self._video(job)
+        reply = Reply(200, video=video, headers={"Content-Type": "video/mp4"})
+        if self._chance(
+            "fault:drop:link_get", FaultConfig.lookup(self.faults.drop_rate, "link_get")
+        ):
+            reply.drop_at = video.size // 2
+        return reply
