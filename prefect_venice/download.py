@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -101,6 +102,8 @@ class VideoWriter:
             raise InvalidVideoError(
                 f"The file {where} is not an MP4 (no 'ftyp' box at the start); nothing was saved."
             )
+        # mkstemp creates the file 0600; give the video the mode a plain open() would.
+        os.chmod(self._temp_path, 0o666 & ~_umask())
         os.replace(self._temp_path, self.destination)
         self._temp_path = None
         _fsync_directory(self.destination.parent)
@@ -120,6 +123,14 @@ class VideoWriter:
             with contextlib.suppress(FileNotFoundError):
                 self._temp_path.unlink()
             self._temp_path = None
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    # The umask can only be read by setting it; do it once, not around every write.
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -81,6 +81,9 @@ def validate_request(request: QueueRequest | QuoteRequest, model: VideoModel) ->
         ):
             if text is not None and len(text) > limit:
                 problems.append(f"{name}: {len(text)} characters; {mid} accepts at most {limit}.")
+        if c is not None and c.aspect_ratios and request.aspect_ratio is None:
+            # The guide: aspect_ratio is "required for models that expose aspect-ratio options".
+            problems.append(f"aspect_ratio: {mid} needs one; allowed: {_allowed(c.aspect_ratios)}.")
         if c is not None and c.model_type == "image-to-video" and not request.image_url:
             problems.append(f"image_url: {mid} is an image-to-video model and needs an image_url.")
         if c is not None and c.model_type == "text-to-video" and request.image_url:
