@@ -1,1 +1,5 @@
-"""Placeholder; filled in by its issue."""
+"""Prefect blocks of prefect-venice: the VeniceCredentials block."""
+
+from prefect_venice.blocks.credentials import VeniceCredentials
+
+__all__ = ["VeniceCredentials"]

@@ -1,0 +1,157 @@
+"""Helpers shared by the Venice tasks: retry decisions, progress reporting, pacing, events."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+from uuid import UUID
+
+from prefect import Task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency.sync import rate_limit
+from prefect.context import TaskRunContext
+from prefect.events import emit_event
+from prefect.logging import get_run_logger
+
+from prefect_venice.errors import VeniceError
+from prefect_venice.models import Progress, QueueRequest
+
+__all__ = [
+    "ProgressReporter",
+    "emit_video_event",
+    "pace_retrieve",
+    "queue_cache_key",
+    "request_fingerprint",
+    "retry_if_retryable",
+]
+
+
+def retry_if_retryable(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retry condition: retry only a VeniceError that says retrying can help.
+
+    Prefect hands the condition a Failed state whose `data` is the exception itself
+    (for sync and async tasks alike); `state.result()` would return a coroutine for
+    async tasks, so it is not used. Anything that is not a VeniceError is a bug or a
+    local failure (disk full, bad path) that a retry would only repeat.
+    """
+    error = state.data
+    return isinstance(error, VeniceError) and error.retryable
+
+
+def request_fingerprint(request: QueueRequest) -> str:
+    """Hash a queue request: the same request in the same flow run means the same job."""
+    payload = request.model_dump_json(exclude_none=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def queue_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    """Cache key of queue_video: one paid job per request per flow run.
+
+    A retry of the same flow run (Prefect flow retries, or a manual retry of a
+    failed run) finds the stored answer under this key and does not queue again.
+    Outside a flow run there is nothing to resume, so nothing is cached.
+    """
+    flow_run_id = context.task_run.flow_run_id
+    request = parameters.get("request")
+    if flow_run_id is None or not isinstance(request, QueueRequest):
+        return None
+    return f"venice-queue-{flow_run_id}-{request_fingerprint(request)}"
+
+
+def pace_retrieve(limit_name: str | None) -> None:
+    """Take one slot of the named global rate limit before a retrieve call, if one is set.
+
+    strict=True: a misspelt or missing limit fails loudly instead of letting every
+    poller run unpaced (Prefect's limits otherwise fail open).
+    """
+    if limit_name:
+        rate_limit(limit_name, occupy=1, strict=True)
+
+
+def artifact_key(prefix: str, identifier: str) -> str:
+    """Build a Prefect artifact key: lower-case letters, digits and dashes only."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{identifier}".lower())
+    return cleaned.strip("-")
+
+
+class ProgressReporter:
+    """Keeps one Prefect progress artifact and the run log up to date while a job runs.
+
+    Updates the artifact only when the estimate moves by at least one percent, so a
+    long wait does not flood the Prefect API with identical writes.
+    """
+
+    def __init__(self, queue_id: str, model: str) -> None:
+        self.queue_id = queue_id
+        self.model = model
+        self.logger = get_run_logger()
+        self._last_percent = 0.0
+        self.artifact_id: UUID | None = None
+        created = create_progress_artifact(
+            progress=0.0,
+            key=artifact_key("venice-progress", queue_id),
+            description=f"Estimated progress of Venice video {queue_id} ({model}).",
+        )
+        if isinstance(created, UUID):
+            self.artifact_id = created
+
+    def __call__(self, progress: Progress) -> None:
+        """Record one poll's estimate (the client's on_progress callback)."""
+        if progress.fraction is None:
+            self.logger.info(
+                "Video %s still processing after %.0f s (poll %d, no estimate yet).",
+                self.queue_id,
+                progress.elapsed_seconds,
+                progress.polls,
+            )
+            return
+        percent = round(progress.fraction * 100, 1)
+        remaining = progress.estimated_remaining_seconds or 0.0
+        self.logger.info(
+            "Video %s about %.0f%% done, about %.0f s left (poll %d).",
+            self.queue_id,
+            percent,
+            remaining,
+            progress.polls,
+        )
+        if percent - self._last_percent >= 1.0:
+            self._update(percent, f"About {remaining:.0f} s left (estimate).")
+
+    def finish(self) -> None:
+        """Mark the artifact complete."""
+        self._update(100.0, "Ready.")
+
+    def _update(self, percent: float, description: str) -> None:
+        if self.artifact_id is None:
+            return
+        update_progress_artifact(self.artifact_id, progress=percent, description=description)
+        self._last_percent = percent
+
+
+def emit_video_event(
+    name: str, *, model: str, queue_id: str | None = None, payload: dict[str, Any] | None = None
+) -> None:
+    """Emit a `venice.video.*` Prefect event about one job (or one request, before queueing).
+
+    The video (by queue id) is the primary resource and its model a related one;
+    Prefect adds the current flow and task run as related resources itself.
+    """
+    resource_id = f"venice.video.{queue_id}" if queue_id else f"venice.model.{model}"
+    emit_event(
+        event=name,
+        resource={
+            "prefect.resource.id": resource_id,
+            "prefect.resource.name": queue_id or model,
+            "venice.model": model,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"venice.model.{model}",
+                "prefect.resource.role": "model",
+                "prefect.resource.name": model,
+            }
+        ],
+        payload=payload or {},
+    )

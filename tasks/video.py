@@ -1,0 +1,387 @@
+"""Prefect tasks, one per step of a Venice video: validate, quote, queue, wait, download, clean up.
+
+The tasks are synchronous on purpose. Prefect 3 runs a sync task called from an
+async flow in place (and `.submit()` runs it on the task runner's threads), while
+an async task called from a sync flow returns an un-awaited coroutine. Sync tasks
+therefore work from both kinds of flow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from prefect import task
+from prefect.blocks.core import Block
+from prefect.cache_policies import NO_CACHE
+from prefect.filesystems import WritableFileSystem
+from prefect.logging import get_run_logger
+from prefect_venice.blocks.credentials import VeniceCredentials
+from prefect_venice.tasks._support import (
+    ProgressReporter,
+    emit_video_event,
+    pace_retrieve,
+    queue_cache_key,
+    retry_if_retryable,
+)
+from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
+from prefect_venice.tasks.settings import VeniceSettings
+
+from prefect_venice._redact import redact_url
+from prefect_venice.client import VeniceClient
+from prefect_venice.errors import InvalidRequestError, VeniceError, VideoLinkMissingError
+from prefect_venice.models import (
+    Processing,
+    QueuedJob,
+    QueueRequest,
+    Quote,
+    QuoteRequest,
+    ReadyAtLink,
+    VideoModel,
+    VideoSaved,
+)
+from prefect_venice.polling import WaitClock
+
+__all__ = [
+    "complete_video",
+    "download_video",
+    "queue_video",
+    "quote_video",
+    "validate_video_request",
+    "wait_for_video",
+]
+
+STAGING_DIR_NAME = ".venice-staging"
+"""Folder inside a local destination where MP4s wait before their final rename."""
+
+# Free calls may be retried by Prefect when the error says it can help; the client
+# has already retried 429/500/503 and transport errors with backoff by then.
+_FREE_CALL_RETRIES = 2
+_FREE_CALL_RETRY_DELAYS = [1.0, 5.0]
+
+
+@task(
+    task_run_name="validate-{request.model}",
+    cache_policy=NO_CACHE,
+    retries=_FREE_CALL_RETRIES,
+    retry_delay_seconds=_FREE_CALL_RETRY_DELAYS,
+    retry_condition_fn=retry_if_retryable,
+)
+def validate_video_request(
+    credentials: VeniceCredentials, request: QueueRequest | QuoteRequest
+) -> VideoModel:
+    """Check a request against its model's constraints from the model catalog (free).
+
+    Raises InvalidRequestError (naming the allowed values) before anything is paid.
+    """
+    logger = get_run_logger()
+    with credentials.get_client() as client:
+        model = client.validate(request)
+    logger.info("Request fits %s (%s).", model.id, model.privacy or "privacy not listed")
+    return model
+
+
+@task(
+    task_run_name="quote-{request.model}",
+    cache_policy=NO_CACHE,
+    retries=_FREE_CALL_RETRIES,
+    retry_delay_seconds=_FREE_CALL_RETRY_DELAYS,
+    retry_condition_fn=retry_if_retryable,
+)
+def quote_video(credentials: VeniceCredentials, request: QueueRequest | QuoteRequest) -> Quote:
+    """Ask Venice what the request would cost in USD (free; nothing is queued)."""
+    logger = get_run_logger()
+    with credentials.get_client() as client:
+        quote = client.quote(request, validate=False)
+    logger.info("Venice quotes $%.4f for %s (%s).", quote.usd, request.model, request.duration)
+    return quote
+
+
+@task(
+    task_run_name="queue-{request.model}",
+    cache_key_fn=queue_cache_key,
+    persist_result=True,
+    # Pickle, not JSON: pydantic's JSON dump masks the SecretStr download_url, and
+    # the private link is sent only once, so a resumed run needs it intact.
+    result_serializer="pickle",
+    retries=0,
+)
+def queue_video(credentials: VeniceCredentials, request: QueueRequest) -> QueuedJob:
+    """Queue the video: the only paid call. Its answer is stored at once, keyed to the flow run.
+
+    A retry of the same flow run finds the stored answer and polls the same job
+    instead of paying again. No Prefect retries: the client already retries the
+    429 and 500 answers that mean no job was created, and anything else (a timeout
+    after sending, for one) may have created a job.
+    """
+    logger = get_run_logger()
+    with credentials.get_client() as client:
+        job = client.queue(request, validate=False)
+    link = job.download_url.get_secret_value() if job.download_url else None
+    logger.info(
+        "Queued video %s on %s%s.",
+        job.queue_id,
+        job.model,
+        f"; private link at {redact_url(link)}" if link else "",
+    )
+    emit_video_event(
+        "venice.video.queued",
+        model=job.model,
+        queue_id=job.queue_id,
+        payload={"private_link": link is not None},
+    )
+    return job
+
+
+@task(
+    task_run_name="wait-{job.queue_id}",
+    cache_policy=NO_CACHE,
+    retries=_FREE_CALL_RETRIES,
+    retry_delay_seconds=_FREE_CALL_RETRY_DELAYS,
+    retry_condition_fn=retry_if_retryable,
+)
+def wait_for_video(
+    credentials: VeniceCredentials,
+    job: QueuedJob,
+    staging_dir: str | None = None,
+    max_wait_seconds: float | None = None,
+) -> VideoReady:
+    """Poll /video/retrieve inside this one task run until the video is ready.
+
+    Polls follow Venice's own estimate (see prefect_venice.polling) and, when the
+    PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT setting names a global rate
+    limit, take a slot of it before each call. A progress artifact and the log show
+    the estimated progress and time left. After max_wait_seconds (default: the
+    PREFECT_INTEGRATIONS_VENICE_MAX_WAIT_SECONDS setting) it fails with
+    WaitTimeoutError; the job keeps running on Venice and can be waited on again.
+
+    For public models the final retrieve answer is the MP4 itself: it is streamed,
+    checked and saved into staging_dir (default: a temporary folder), and the
+    returned record says where. For private models it waits at the job's link.
+    """
+    logger = get_run_logger()
+    settings = VeniceSettings()
+    limit = max_wait_seconds if max_wait_seconds is not None else settings.max_wait_seconds
+    staged = _staging_file(staging_dir, job.queue_id)
+    reporter = ProgressReporter(job.queue_id, job.model)
+    clock = WaitClock(
+        job.queue_id,
+        max_wait_seconds=limit,
+        policy=settings.poll_policy(),
+        on_progress=reporter,
+    )
+    with credentials.get_client() as client:
+        while True:
+            pace_retrieve(settings.retrieve_rate_limit)
+            answer = client.retrieve(job, staged)
+            if not isinstance(answer, Processing):
+                break
+            time.sleep(clock.after_processing(answer))
+    reporter.finish()
+    polls = clock.polls + 1
+    if isinstance(answer, VideoSaved):
+        logger.info(
+            "Video %s ready after %.1f s and %d polls; %d bytes received.",
+            job.queue_id,
+            clock.elapsed,
+            polls,
+            answer.size_bytes,
+        )
+        return VideoReady(
+            queue_id=job.queue_id,
+            model=job.model,
+            inline_path=str(answer.path),
+            size_bytes=answer.size_bytes,
+            sha256=answer.sha256,
+            polls=polls,
+            wait_seconds=clock.elapsed,
+        )
+    logger.info(
+        "Video %s ready at its private link after %.1f s and %d polls.",
+        job.queue_id,
+        clock.elapsed,
+        polls,
+    )
+    return VideoReady(
+        queue_id=job.queue_id, model=job.model, polls=polls, wait_seconds=clock.elapsed
+    )
+
+
+@task(
+    task_run_name="download-{job.queue_id}",
+    cache_policy=NO_CACHE,
+    retries=_FREE_CALL_RETRIES,
+    retry_delay_seconds=_FREE_CALL_RETRY_DELAYS,
+    retry_condition_fn=retry_if_retryable,
+)
+def download_video(
+    credentials: VeniceCredentials,
+    job: QueuedJob,
+    ready: VideoReady | None = None,
+    destination: str = ".",
+    storage_block: str | None = None,
+    filename: str | None = None,
+) -> VideoResult:
+    """Save the finished MP4 to a local folder or a Prefect file-system block.
+
+    The MP4 comes from the retrieve answer (already staged by wait_for_video) or
+    from the job's private link, fetched without the API key. Without `ready`, one
+    retrieve call finds out which (and fails if the video is still processing).
+    Every write is streamed to a temporary file and moved into place only when it
+    checks out, so a failure never leaves half a file at the destination.
+
+    Args:
+        credentials: The Venice credentials block.
+        job: The queue answer.
+        ready: What wait_for_video returned, if it ran in this flow run.
+        destination: Local folder for the MP4 (ignored with storage_block).
+        storage_block: Name of a writable file-system block ("local-file-system/videos"):
+            the MP4 is staged locally, then written with the block's write_path.
+        filename: File name or storage key; default `<queue_id>.mp4`.
+
+    Returns:
+        A VideoResult: where the file is, its size and SHA-256, never the bytes.
+
+    """
+    logger = get_run_logger()
+    started = time.monotonic()
+    name = filename or f"{job.queue_id}.mp4"
+    local_dir = None if storage_block else Path(destination).expanduser()
+    staging_dir = str(local_dir / STAGING_DIR_NAME) if local_dir else None
+    with credentials.get_client() as client:
+        staged = _staged_video(client_ready=ready, job=job, client=client, staging_dir=staging_dir)
+    if storage_block is not None:
+        fs = _load_writable_file_system(storage_block)
+        try:
+            # write_path takes bytes: the file is read once here, after it was streamed
+            # and checked on local disk, never during the download itself.
+            key = fs.write_path(name, staged.path.read_bytes())
+        finally:
+            staged.path.unlink(missing_ok=True)
+        location = str(key)
+        logger.info("Saved video %s to block %r at %s.", job.queue_id, storage_block, location)
+    else:
+        assert local_dir is not None
+        local_dir.mkdir(parents=True, exist_ok=True)
+        final = local_dir / name
+        # Same folder tree and file system as the staging file: os.replace is atomic.
+        os.replace(staged.path, final)
+        location = str(final.resolve())
+        logger.info("Saved video %s to %s.", job.queue_id, location)
+    return VideoResult(
+        queue_id=job.queue_id,
+        model=job.model,
+        path=location,
+        storage_block=storage_block,
+        size_bytes=staged.size_bytes,
+        sha256=staged.sha256,
+        source=staged.source,
+        wait_seconds=ready.wait_seconds if ready else None,
+        download_seconds=time.monotonic() - started,
+    )
+
+
+@task(
+    task_run_name="cleanup-{job.queue_id}",
+    cache_policy=NO_CACHE,
+    retries=_FREE_CALL_RETRIES,
+    retry_delay_seconds=_FREE_CALL_RETRY_DELAYS,
+    retry_condition_fn=retry_if_retryable,
+)
+def complete_video(
+    credentials: VeniceCredentials,
+    job: QueuedJob,
+    revoke_link: bool = True,
+    complete: bool = True,
+) -> CleanupResult:
+    """Clean up after a saved video: revoke the private link and delete the media on Venice.
+
+    Run it only once the file is saved. A link or job that is already gone is not
+    an error (the result says False for it).
+    """
+    logger = get_run_logger()
+    revoked: bool | None = None
+    completed: bool | None = None
+    with credentials.get_client() as client:
+        if revoke_link and job.download_url is not None:
+            revoked = client.revoke(job.download_url)
+            logger.info(
+                "Private link of %s %s.",
+                job.queue_id,
+                "revoked" if revoked else "was already gone",
+            )
+        if complete:
+            completed = client.complete(job)
+            logger.info(
+                "Media of %s %s.",
+                job.queue_id,
+                "deleted on Venice" if completed else "was already gone",
+            )
+    return CleanupResult(queue_id=job.queue_id, link_revoked=revoked, media_deleted=completed)
+
+
+def _staging_file(staging_dir: str | None, queue_id: str) -> Path:
+    base = (
+        Path(staging_dir).expanduser()
+        if staging_dir
+        else Path(tempfile.gettempdir()) / "prefect-venice"
+    )
+    base.mkdir(parents=True, exist_ok=True)
+    return base / f"{queue_id}.mp4"
+
+
+def _staged_video(
+    *,
+    client_ready: VideoReady | None,
+    job: QueuedJob,
+    client: VeniceClient,
+    staging_dir: str | None,
+) -> VideoSaved:
+    """Return the MP4 on local disk: staged by wait_for_video, or fetched now."""
+    staged_path = _staging_file(staging_dir, job.queue_id)
+    if client_ready is not None and client_ready.inline_path is not None:
+        inline = Path(client_ready.inline_path)
+        if inline.is_file() and client_ready.sha256 and client_ready.size_bytes is not None:
+            return VideoSaved(
+                path=inline,
+                size_bytes=client_ready.size_bytes,
+                sha256=client_ready.sha256,
+                queue_id=job.queue_id,
+                source="retrieve",
+            )
+    if client_ready is None or client_ready.inline_path is not None:
+        # No wait in this run, or its staged file is gone: ask Venice once more.
+        answer = client.retrieve(job, staged_path)
+        if isinstance(answer, VideoSaved):
+            return answer
+        if isinstance(answer, Processing):
+            raise VeniceError(
+                f"Video {job.queue_id} is still processing; run wait_for_video first.",
+                queue_id=job.queue_id,
+                retryable=False,
+            )
+        assert isinstance(answer, ReadyAtLink)
+    if job.download_url is None:
+        raise VideoLinkMissingError(
+            f"Video {job.queue_id} waits at a private link, but the job carries no download_url.",
+            queue_id=job.queue_id,
+        )
+    return client.download(job.download_url, staged_path, queue_id=job.queue_id)
+
+
+def _load_writable_file_system(name: str) -> WritableFileSystem:
+    """Load a file-system block by "<block-type-slug>/<block-name>" and check it can write."""
+    if "/" not in name:
+        raise InvalidRequestError(
+            f"storage_block {name!r} must be '<block-type-slug>/<block-name>', "
+            "e.g. 'local-file-system/videos'."
+        )
+    block = Block.load(name)
+    if not isinstance(block, WritableFileSystem):
+        raise InvalidRequestError(
+            f"storage_block {name!r} is a {type(block).__name__}, not a writable file system "
+            "(e.g. LocalFileSystem or RemoteFileSystem)."
+        )
+    return block
