@@ -1,0 +1,58 @@
+"""The daily deployment's flow: one new video a day, its prompt rendered from a template."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect_venice.flows import VideoRequest, generate_video
+
+DEFAULT_PROMPT_TEMPLATE = (
+    "A slow aerial shot over a coastal town at sunrise, {weekday} {date}, "
+    "day {day} of the daily series; soft light, gentle waves."
+)
+#: Day 1 of the series; `{day}` counts from here.
+SERIES_START = date(2026, 1, 1)
+
+
+def render_prompt(template: str, day: date, series_start: date = SERIES_START) -> str:
+    """Fill `{date}`, `{weekday}` and `{day}` into `template`; other braces stay as written.
+
+    Plain replacement rather than `str.format`, so a prompt that contains braces
+    of its own cannot break the schedule.
+    """
+    values = {
+        "{date}": day.isoformat(),
+        "{weekday}": day.strftime("%A"),
+        "{day}": str((day - series_start).days + 1),
+    }
+    for placeholder, value in values.items():
+        template = template.replace(placeholder, value)
+    return template
+
+
+def run_day() -> date:
+    """The day this run stands for: its scheduled day, so a late run keeps its own prompt."""
+    scheduled: Any = flow_run.scheduled_start_time
+    if isinstance(scheduled, datetime):
+        return scheduled.astimezone(timezone.utc).date()
+    return datetime.now(timezone.utc).date()
+
+
+@flow(name="daily-video", log_prints=True)
+def daily_video(
+    request: VideoRequest,
+    credentials_block: str = "venice",
+) -> Any:
+    """Generate today's video: `request`'s prompt is a template rendered for the run's day.
+
+    Args:
+        request: The video to make; `{date}`, `{weekday}` and `{day}` in its prompt
+            are replaced by the run's scheduled date, weekday and series day number.
+        credentials_block: Name of the saved `VeniceCredentials` block to use.
+    """
+    prompt = render_prompt(request.prompt, run_day())
+    todays = request.model_copy(update={"prompt": prompt})
+    return generate_video(request=todays, credentials_block=credentials_block)
