@@ -1,1 +1,6 @@
-"""Placeholder; filled in by its issue."""
+"""Prefect flows for Venice video generation."""
+
+from prefect_venice.flows.request import VideoRequest
+from prefect_venice.flows.video import generate_video
+
+__all__ = ["VideoRequest", "generate_video"]

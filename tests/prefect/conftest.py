@@ -1,0 +1,110 @@
+"""Prefect-layer fixtures: one test Prefect server per session, a block aimed at the emulator."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import Artifact, FlowRun, Log, TaskRun
+from prefect.logging.handlers import APILogHandler
+from prefect.settings import (
+    PREFECT_HOME,
+    PREFECT_LOCAL_STORAGE_PATH,
+    PREFECT_SERVER_ANALYTICS_ENABLED,
+    temporary_settings,
+)
+from prefect.testing.utilities import prefect_test_harness
+from prefect_venice.blocks import VeniceCredentials
+
+from prefect_venice.emulator import Emulator
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run every Prefect test against one temporary server, home and result store."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    with (
+        temporary_settings(
+            updates={
+                PREFECT_HOME: home,
+                PREFECT_LOCAL_STORAGE_PATH: home / "storage",
+                PREFECT_SERVER_ANALYTICS_ENABLED: False,
+            }
+        ),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poll the emulator's sub-second jobs every few milliseconds."""
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_POLL_MIN_INTERVAL_SECONDS", "0.01")
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_POLL_FIRST_INTERVAL_SECONDS", "0.02")
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_POLL_MAX_INTERVAL_SECONDS", "0.1")
+    monkeypatch.delenv("VENICE_API_KEY", raising=False)
+
+
+@pytest.fixture
+def credentials_block(emulator: Emulator) -> str:
+    """Save a VeniceCredentials block aimed at the emulator and return its name."""
+    name = f"emulator-{uuid.uuid4().hex[:8]}"
+    VeniceCredentials(api_key=emulator.api_key, base_url=emulator.base_url).save(name)
+    return name
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path) -> Path:
+    """A fresh folder for the videos of one test."""
+    return tmp_path / "videos"
+
+
+class PrefectAPI:
+    """Reads back what a flow run left in the Prefect API."""
+
+    def flow_run(self, flow_run_id: uuid.UUID) -> FlowRun:
+        """Read a flow run back from the Prefect API."""
+        with get_client(sync_client=True) as client:
+            return client.read_flow_run(flow_run_id)
+
+    def logs(self, flow_run_id: uuid.UUID) -> list[Log]:
+        """Every log line the Prefect API stored for a flow run and its task runs."""
+        APILogHandler().flush()
+        with get_client(sync_client=True) as client:
+            return client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                limit=200,
+            )
+
+    def artifacts(self, flow_run_id: uuid.UUID) -> list[Artifact]:
+        """Every artifact the Prefect API stored for a flow run."""
+        with get_client(sync_client=True) as client:
+            return client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+
+    def task_runs(self, flow_run_id: uuid.UUID) -> list[TaskRun]:
+        """Every task run of a flow run."""
+        with get_client(sync_client=True) as client:
+            return client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+
+
+@pytest.fixture
+def prefect_api() -> PrefectAPI:
+    """Read flow runs, logs, artifacts and task runs back from the test server."""
+    return PrefectAPI()

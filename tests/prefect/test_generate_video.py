@@ -1,0 +1,47 @@
+"""generate_video end to end against the emulator: the happy paths and what they leave behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import av
+from prefect_venice.flows import VideoRequest, generate_video
+from prefect_venice.flows.video import SUMMARY_ARTIFACT_KEY
+from prefect_venice.tasks import VideoResult
+
+from prefect_venice.emulator import Emulator
+
+
+def assert_playable_mp4(path: Path) -> None:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+    assert frames > 0
+
+
+def test_text_to_video_saves_a_playable_mp4_and_a_summary(
+    emulator: Emulator, credentials_block: str, output_dir: Path, prefect_api: Any
+) -> None:
+    request = VideoRequest(
+        prompt="A gondola gliding through Venice canals at sunset",
+        duration="5s",
+        resolution="720p",
+        aspect_ratio="16:9",
+        output_dir=str(output_dir),
+    )
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert isinstance(result, VideoResult)
+    path = Path(result.path)
+    assert path.parent == output_dir.resolve()
+    assert path.stat().st_size == result.size_bytes
+    assert_playable_mp4(path)
+    assert emulator.ledger()["calls"]["queue"] == 1
+    artifacts = prefect_api.artifacts(state.state_details.flow_run_id)
+    summary = [a for a in artifacts if a.key == SUMMARY_ARTIFACT_KEY]
+    assert len(summary) == 1
+    assert result.queue_id in str(summary[0].data)
