@@ -42,7 +42,7 @@ class Emulator:
         for server in self._servers:
             thread = threading.Thread(
                 target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": 0.02},
                 name=f"venice-emulator-{server.server_address[1]}",
                 daemon=True,
             )

@@ -68,6 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body leave in separate writes; without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every keep-alive answer.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
 
     def finish(self) -> None:
@@ -117,16 +121,11 @@ class _Handler(BaseHTTPRequestHandler):
         return bytes(kept), too_large
 
     def _abort(self) -> None:
-        """Cut the connection at once, as a crashed upstream or a network blip would."""
+        """Close the connection at once (FIN), as a crashed upstream or a network blip would."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.wfile.flush()
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-            )
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _send(self, reply: Reply) -> None:
         if reply.drop_without_answer:
@@ -146,7 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(payload)
                 return
             self._send_video(reply)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
+            # The client went away mid-answer; nothing is left to tell it.
             self.close_connection = True
 
     def _send_video(self, reply: Reply) -> None:
@@ -157,16 +157,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         sent = 0
-        for chunk in reply.video.chunks():
+        chunks = reply.video.chunks()
+        chunk = next(chunks, None)
+        while chunk is not None:
+            following = next(chunks, None)
             if reply.drop_at is not None and sent + len(chunk) >= reply.drop_at:
                 self.wfile.write(chunk[: reply.drop_at - sent])
                 self._abort()
                 return
+            if following is None and reply.on_delivered is not None:
+                # Settle the job before the last bytes leave, so a client that asks again at
+                # once already sees the outcome (e.g. 404 after delete_media_on_completion).
+                reply.on_delivered()
             self.wfile.write(chunk)
             sent += len(chunk)
+            chunk = following
         self.wfile.flush()
-        if reply.on_delivered is not None:
-            reply.on_delivered()
 
     def _body_or_abort(self) -> tuple[bytes, bool] | None:
         try:

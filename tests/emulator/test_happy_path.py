@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import httpx
+from emulator_support import (
+    I2V,
+    PRIVATE,
+    PRIVATE_I2V,
+    T2V,
+    TINY_PNG,
+    api,
+    private_body,
+    queue,
+    queue_body,
+    ref,
+    wait_until_done,
+)
 
 from prefect_venice.emulator import Emulator
-
-T2V = "wan-2.5-preview-text-to-video"
-PRIVATE = "grok-imagine-text-to-video-private"
-
-
-def api(emulator: Emulator) -> httpx.Client:
-    return httpx.Client(
-        base_url=emulator.base_url,
-        headers={"Authorization": f"Bearer {emulator.api_key}"},
-        timeout=10,
-    )
-
-
-def queue_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": T2V,
-        "prompt": "A gondola gliding through Venice canals at sunset",
-        "duration": "5s",
-        "resolution": "480p",
-        "aspect_ratio": "16:9",
-    }
-    body.update(overrides)
-    return body
-
-
-def wait_until_done(client: httpx.Client, job: dict[str, Any]) -> httpx.Response:
-    ref = {"model": job["model"], "queue_id": job["queue_id"]}
-    for _ in range(200):
-        response = client.post("/video/retrieve", json=ref)
-        is_json = response.headers["content-type"].startswith("application/json")
-        if not (is_json and response.json()["status"] == "PROCESSING"):
-            return response
-        time.sleep(0.05)
-    raise AssertionError("the job never finished")
 
 
 def test_models_lists_video_models_without_auth(emulator: Emulator) -> None:
@@ -84,3 +60,104 @@ def test_complete_answers_success(emulator: Emulator) -> None:
         )
     assert response.status_code == 200
     assert response.json() == {"success": True}
+
+
+def test_models_accepts_the_right_key_too(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        assert client.get("/models", params={"type": "video"}).status_code == 200
+
+
+def test_quote_needs_no_prompt_and_depends_on_duration_resolution_audio(
+    emulator: Emulator,
+) -> None:
+    def price(**fields: object) -> float:
+        with api(emulator) as client:
+            response = client.post("/video/quote", json={"model": T2V, **fields})
+        assert response.status_code == 200, response.text
+        quote = response.json()["quote"]
+        assert isinstance(quote, float)
+        return quote
+
+    base = price(duration="5s", resolution="720p", audio=False)
+    assert price(duration="10s", resolution="720p", audio=False) > base
+    assert price(duration="5s", resolution="1080p", audio=False) > base
+    assert price(duration="5s", resolution="720p", audio=True) > base
+
+
+def test_retrieve_while_running_reports_processing_times(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        job = queue(client)
+        response = client.post("/video/retrieve", json=ref(job))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == "PROCESSING"
+    assert body["average_execution_time"] > 0
+    assert 0 <= body["execution_duration"] < 60_000
+
+
+def test_image_to_video_takes_a_data_url_and_no_aspect_ratio(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        job = queue(client, model=I2V, aspect_ratio=None, image_url=TINY_PNG)
+        done = wait_until_done(client, job)
+    assert done.headers["content-type"] == "video/mp4"
+
+
+def test_image_to_video_takes_an_https_url(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        queue(client, model=I2V, aspect_ratio=None, image_url="https://example.com/a.jpg")
+
+
+def test_private_model_answers_with_a_link_and_json_completed(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        queued = client.post("/video/queue", json=private_body())
+        assert queued.status_code == 200
+        job = queued.json()
+        assert job["download_url"].startswith(emulator.link_origin + "/")
+        done = wait_until_done(client, job)
+    assert done.headers["content-type"].startswith("application/json")
+    body = done.json()
+    assert body["status"] == "COMPLETED"
+    assert body["execution_duration"] > 0 and body["average_execution_time"] > 0
+    video = httpx.get(job["download_url"])
+    assert video.status_code == 200
+    assert video.headers["content-type"] == "video/mp4"
+    assert video.content[4:8] == b"ftyp"
+
+
+def test_private_image_to_video_model_works_too(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        job = queue(client, model=PRIVATE_I2V, duration="6s", aspect_ratio=None, image_url=TINY_PNG)
+    assert "download_url" in job
+
+
+def test_download_links_are_unguessable(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        first = client.post("/video/queue", json=private_body()).json()["download_url"]
+        second = client.post("/video/queue", json=private_body()).json()["download_url"]
+    assert first != second
+    assert len(first.rsplit("/", 1)[1]) >= 32
+
+
+def test_chunked_request_bodies_are_read(emulator: Emulator) -> None:
+    payload = b'{"model": "%s", "duration": "5s"}' % T2V.encode()
+
+    def body() -> object:
+        yield payload[:10]
+        yield payload[10:]
+
+    with api(emulator) as client:
+        response = client.post(
+            "/video/quote", content=body(), headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 200
+    assert response.json()["quote"] > 0
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        for _ in range(5):
+            assert client.post("/video/quote", json=queue_body()).status_code == 200
+        # Still one pooled connection: the server kept it open between answers.
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert len(pool.connections) == 1
