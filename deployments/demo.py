@@ -49,6 +49,7 @@ class DemoResult:
 
     flow_run_id: str
     state: str
+    message: str | None
     video_path: str | None
     cost_usd: float | None
     url: str
@@ -137,6 +138,7 @@ def demo_request(config: StackConfig) -> dict[str, Any]:
         "prompt": DEMO_PROMPT,
         "duration": "5s",
         "resolution": "720p",
+        "aspect_ratio": "16:9",
         "output_dir": str(config.videos),
     }
 
@@ -171,11 +173,17 @@ def run_on_demand(
     summary = DemoResult(
         flow_run_id=str(flow_run.id),
         state=str(state.name) if state is not None else "Unknown",
+        message=state.message if state is not None else None,
         video_path=str(path) if path is not None else None,
         cost_usd=float(cost) if cost is not None else None,
         url=stack.flow_run_url(flow_run.id),
     )
     return summary, result
+
+
+def format_usd(amount: float) -> str:
+    """Dollars with cents, or with four decimals where cents would round a price."""
+    return f"${amount:.2f}" if round(amount, 2) == amount else f"${amount:.4f}"
 
 
 def _print(line: str = "") -> None:
@@ -227,10 +235,12 @@ def run_demo(config: StackConfig) -> int:
     with prefect_client_settings(config, stack):
         summary, _ = run_on_demand(stack, demo_request(config))
     _print(f"  State         {summary.state}")
+    if summary.state != "Completed" and summary.message:
+        _print(f"  Message       {summary.message}")
     if summary.video_path:
         _print(f"  Video         {summary.video_path}")
     if summary.cost_usd is not None:
-        _print(f"  Cost          ${summary.cost_usd:.2f}")
+        _print(f"  Cost          {format_usd(summary.cost_usd)}")
     _print(f"  Flow run      {summary.url}")
     _print()
     _print("The stack keeps running in the background. Stop it with: make demo-stop")

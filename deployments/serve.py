@@ -37,6 +37,7 @@ def daily_request(output_dir: str) -> dict[str, object]:
         "prompt": DEFAULT_PROMPT_TEMPLATE,
         "duration": "5s",
         "resolution": "720p",
+        "aspect_ratio": "16:9",
         "output_dir": output_dir,
     }
 
@@ -78,6 +79,9 @@ def build_deployments(
         tags=["venice", "video", "daily"],
         **schedule,  # type: ignore[arg-type]
     )
+    # Called from sync code: both are deployments, never coroutines.
+    assert isinstance(on_demand, RunnerDeployment)
+    assert isinstance(daily, RunnerDeployment)
     return [on_demand, daily]
 
 
