@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 from emulator_support import (
     I2V,
@@ -142,7 +144,7 @@ def test_download_links_are_unguessable(emulator: Emulator) -> None:
 def test_chunked_request_bodies_are_read(emulator: Emulator) -> None:
     payload = b'{"model": "%s", "duration": "5s"}' % T2V.encode()
 
-    def body() -> object:
+    def body() -> Iterator[bytes]:
         yield payload[:10]
         yield payload[10:]
 
