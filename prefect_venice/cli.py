@@ -84,7 +84,10 @@ def _request_from(args: argparse.Namespace) -> QueueRequest:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
     api_key = os.environ.get("VENICE_API_KEY", "")
     if not api_key:
         print("error: set VENICE_API_KEY to your Venice API key.", file=sys.stderr)
