@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,9 @@ from prefect.settings import (
 from prefect.testing.utilities import prefect_test_harness
 from prefect_venice.blocks import VeniceCredentials
 
+from prefect_venice.client import VeniceClient
 from prefect_venice.emulator import Emulator
+from prefect_venice.models import QueuedJob, QueueRequest
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -108,3 +112,40 @@ class PrefectAPI:
 def prefect_api() -> PrefectAPI:
     """Read flow runs, logs, artifacts and task runs back from the test server."""
     return PrefectAPI()
+
+
+@pytest.fixture
+def png_image(tmp_path: Path) -> Path:
+    """A small, valid 16x16 PNG on disk, for image-to-video requests."""
+    width = height = 16
+    raw = b"".join(b"\x00" + bytes([200, 120, 40]) * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    path = tmp_path / "start.png"
+    path.write_bytes(png)
+    return path
+
+
+@pytest.fixture
+def queued_jobs(monkeypatch: pytest.MonkeyPatch) -> list[QueuedJob]:
+    """Every job VeniceClient.queue returns during the test (to learn private links)."""
+    jobs: list[QueuedJob] = []
+    original = VeniceClient.queue
+
+    def spy(self: VeniceClient, request: QueueRequest, *, validate: bool = True) -> QueuedJob:
+        job = original(self, request, validate=validate)
+        jobs.append(job)
+        return job
+
+    monkeypatch.setattr(VeniceClient, "queue", spy)
+    return jobs

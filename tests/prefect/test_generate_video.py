@@ -45,3 +45,74 @@ def test_text_to_video_saves_a_playable_mp4_and_a_summary(
     summary = [a for a in artifacts if a.key == SUMMARY_ARTIFACT_KEY]
     assert len(summary) == 1
     assert result.queue_id in str(summary[0].data)
+
+
+def test_image_to_video_from_a_local_png(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    png_image: Path,
+    prefect_api: Any,
+) -> None:
+    request = VideoRequest(
+        prompt="The camera slowly zooms in",
+        model="wan-2.5-preview-image-to-video",
+        image=str(png_image),
+        output_dir=str(output_dir),
+    )
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert_playable_mp4(Path(result.path))
+    keys = {a.key for a in prefect_api.artifacts(state.state_details.flow_run_id)}
+    assert SUMMARY_ARTIFACT_KEY in keys
+
+
+def test_private_model_link_is_fetched_without_key_then_revoked(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    request = VideoRequest(
+        prompt="A lighthouse in a storm",
+        model="grok-imagine-text-to-video-private",
+        duration="6s",
+        resolution="480p",
+        aspect_ratio="16:9",
+        output_dir=str(output_dir),
+    )
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result.source == "link"
+    assert_playable_mp4(Path(result.path))
+    job = emulator.ledger()["jobs"][result.queue_id]
+    assert job["link_gets"] >= 1
+    assert job["link_auth_seen"] is False
+    assert job["link_deleted"] is True
+    assert emulator.ledger()["link_auth_seen"] is False
+
+
+def test_storage_block_receives_the_video(
+    emulator: Emulator, credentials_block: str, tmp_path: Path
+) -> None:
+    from prefect.filesystems import LocalFileSystem
+
+    store = tmp_path / "store"
+    LocalFileSystem(basepath=str(store)).save("venice-videos", overwrite=True)
+    request = VideoRequest(
+        prompt="Waves on a pier",
+        aspect_ratio="16:9",
+        storage_block="local-file-system/venice-videos",
+        filename="pier.mp4",
+    )
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result.storage_block == "local-file-system/venice-videos"
+    assert_playable_mp4(store / "pier.mp4")
+    assert (store / "pier.mp4").stat().st_size == result.size_bytes

@@ -1,0 +1,143 @@
+"""generate_video when things go wrong: budget, API refusals, flaky service, a retried run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect_venice.flows import VideoRequest, generate_video
+from prefect_venice.tasks import video as video_tasks
+
+from prefect_venice.emulator import Emulator, FaultConfig
+
+
+def text_request(output_dir: Path, **overrides: Any) -> VideoRequest:
+    values: dict[str, Any] = {
+        "prompt": "A gondola gliding through Venice canals at sunset",
+        "aspect_ratio": "16:9",
+        "output_dir": str(output_dir),
+    }
+    values.update(overrides)
+    return VideoRequest(**values)
+
+
+def test_quote_over_budget_fails_before_queueing(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    request = text_request(output_dir, duration="10s", resolution="1080p", max_usd=0.05)
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_failed()
+    assert "above the budget of $0.05" in (state.message or "")
+    assert "nothing was queued" in (state.message or "")
+    assert "The quote of $" in (state.message or "")
+    ledger = emulator.ledger()
+    assert ledger["calls"].get("quote") == 1
+    assert ledger["calls"].get("queue", 0) == 0
+    assert ledger["charged_usd_total"] == 0
+
+
+def test_invalid_request_fails_before_any_paid_call(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    request = text_request(output_dir, duration="7s")
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_failed()
+    assert "5s" in (state.message or "") and "10s" in (state.message or "")
+    assert emulator.ledger()["calls"].get("queue", 0) == 0
+
+
+def test_flaky_retrieve_and_complete_still_succeed_with_one_queue_call_each(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    from prefect_venice.blocks import VeniceCredentials
+
+    flaky = {"retrieve": 0.15, "complete": 0.15}
+    emulator = emulator_factory(faults=FaultConfig(rate_500=flaky, rate_503=flaky))
+    VeniceCredentials(api_key=emulator.api_key, base_url=emulator.base_url).save(
+        "flaky", overwrite=True
+    )
+
+    results = []
+    for index in range(3):
+        request = text_request(tmp_path / f"v{index}")
+        state = generate_video(request=request, credentials_block="flaky", return_state=True)
+        assert state.is_completed(), state.message
+        results.append(state.result())
+
+    ledger = emulator.ledger()
+    statuses = {**ledger["statuses"]["retrieve"], **ledger["statuses"].get("complete", {})}
+    assert {"500", "503"} & set(statuses), "no fault was injected; the test proves nothing"
+    assert ledger["calls"]["queue"] == 3
+    for result in results:
+        assert ledger["jobs"][result.queue_id]["queue_calls"] == 1
+        assert Path(result.path).is_file()
+
+
+def test_retried_flow_run_resumes_the_same_job(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_api: Any,
+) -> None:
+    real_replace = os.replace
+    failures = []
+
+    def fail_once(src: Any, dst: Any) -> None:
+        if not failures:
+            failures.append(dst)
+            raise OSError("disk went away (injected)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(video_tasks.os, "replace", fail_once)
+
+    state = generate_video.with_options(retries=1, retry_delay_seconds=0)(
+        request=text_request(output_dir), credentials_block=credentials_block, return_state=True
+    )
+
+    assert state.is_completed(), state.message
+    assert failures, "the injected failure never happened"
+    result = state.result()
+    ledger = emulator.ledger()
+    assert ledger["calls"]["queue"] == 1
+    assert list(ledger["jobs"]) == [result.queue_id]
+    assert prefect_api.flow_run(state.state_details.flow_run_id).run_count == 2
+
+
+@pytest.mark.parametrize(
+    ("setup", "status", "expected"),
+    [
+        ("no-balance", "402", "Add funds"),
+        ("bad-key", "401", "Check the API key"),
+        ("violation", "422", "Change the prompt"),
+    ],
+)
+def test_final_api_errors_fail_at_once_without_retries(
+    emulator: Emulator, output_dir: Path, setup: str, status: str, expected: str
+) -> None:
+    from prefect_venice.blocks import VeniceCredentials
+
+    api_key = "not-the-key" if setup == "bad-key" else emulator.api_key
+    VeniceCredentials(api_key=api_key, base_url=emulator.base_url).save(setup, overwrite=True)
+    if setup == "no-balance":
+        emulator.set_balance(0.0)
+    prompt = "A forbidden scene" if setup == "violation" else "A calm lake"
+
+    state = generate_video(
+        request=text_request(output_dir, prompt=prompt), credentials_block=setup, return_state=True
+    )
+
+    assert state.is_failed()
+    assert expected in (state.message or "")
+    ledger = emulator.ledger()
+    refusals = sum(counts.get(status, 0) for counts in ledger["statuses"].values())
+    assert refusals == 1, ledger["statuses"]
+    assert ledger["calls"].get("queue", 0) == (0 if setup == "bad-key" else 1)
+    assert ledger["calls"].get("retrieve", 0) == 0
+    assert ledger["charged_usd_total"] == 0
