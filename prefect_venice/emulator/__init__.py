@@ -1,4 +1,24 @@
-"""A local Venice video API for tests, demos and benchmarks (standard library only)."""
+"""A local Venice video API for tests, demos and benchmarks (standard library only).
+
+```python
+from prefect_venice.emulator import Emulator, EmulatorConfig, FaultConfig
+
+with Emulator(EmulatorConfig(api_key="emulator-key", time_scale=0.01, seed=1)) as emu:
+    emu.base_url      # http://127.0.0.1:PORT/api/v1   (bearer auth with emu.api_key)
+    emu.link_origin   # http://127.0.0.1:PORT2         (private download links; no auth)
+    emu.ledger()      # the same JSON as GET {origin}/_emulator/ledger
+```
+
+Defaults worth knowing (all in `EmulatorConfig`): API key `emulator-key`; balance
+100 USD; a prompt containing "forbidden" answers 422; request bodies above
+25 MB answer 413; `/video/queue` allows 40 and `/video/retrieve` 120 requests
+a minute per key; more than 20 failed requests within 30 s block the key for
+30 s; a private link serves 5 GETs and lives 24 h. Every emulated period
+(jobs, windows, lockout, link lifetime) is multiplied by `time_scale`; the
+times the emulator reports are real. The models are in `catalog.CATALOG`;
+`seedance-2-0-text-to-video-basic` answers 409 `needs_consent` unless
+`consents.seedance` confirms all three attestations.
+"""
 
 from .config import DEFAULT_API_KEY, EmulatorConfig, FaultConfig
 from .runner import Emulator

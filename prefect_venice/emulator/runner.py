@@ -27,10 +27,11 @@ class Emulator:
         if self._service is not None:
             raise RuntimeError("the emulator is already running")
         config = self.config
-        link_server = EmulatorHTTPServer((config.host, config.link_port), None, "link")  # type: ignore[arg-type]
+        # The service must know the link origin, which is known only once its port is bound.
+        service = VeniceService(config, link_origin="")
+        link_server = EmulatorHTTPServer((config.host, config.link_port), service, "link")
         self._link_origin = f"http://{config.host}:{link_server.server_address[1]}"
-        service = VeniceService(config, self._link_origin)
-        link_server.service = service
+        service.link_origin = self._link_origin
         try:
             api_server = EmulatorHTTPServer((config.host, config.port), service, "api")
         except OSError:

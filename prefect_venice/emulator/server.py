@@ -202,7 +202,9 @@ class ApiHandler(_Handler):
         if received is None:
             return
         body, too_large = received
-        path = urllib.parse.urlsplit(self.path).path.rstrip("/")
+        parts = urllib.parse.urlsplit(self.path)
+        path = parts.path.rstrip("/")
+        model_type = urllib.parse.parse_qs(parts.query).get("type", [None])[0]
         service = self.server.service
         if self.command == "GET" and path == LEDGER_PATH:
             snapshot = service.ledger_snapshot()
@@ -218,7 +220,8 @@ class ApiHandler(_Handler):
         delay = service.latency(endpoint)
         if delay > 0:
             time.sleep(delay)
-        reply = service.api(endpoint, self.headers.get("Authorization"), body, too_large)
+        authorization = self.headers.get("Authorization")
+        reply = service.api(endpoint, authorization, body, too_large, model_type)
         self._send(reply)
 
 

@@ -214,13 +214,21 @@ class VeniceService:
         return FaultConfig.lookup(self.faults.latency, endpoint)
 
     def api(
-        self, endpoint: str, authorization: str | None, body: bytes | None, too_large: bool
+        self,
+        endpoint: str,
+        authorization: str | None,
+        body: bytes | None,
+        too_large: bool,
+        model_type: str | None = None,
     ) -> Reply:
-        """Answer one call of an `/api/v1` endpoint and record it in the ledger."""
+        """Answer one call of an `/api/v1` endpoint and record it in the ledger.
+
+        `model_type` is the `type` query parameter of `GET /models`.
+        """
         with self._lock:
             self.ledger.call(endpoint)
             keyed = authorization == f"Bearer {self.config.api_key}"
-            reply = self._api(endpoint, authorization, keyed, body, too_large)
+            reply = self._api(endpoint, authorization, keyed, body, too_large, model_type)
             self.ledger.status(endpoint, "dropped" if reply.drop_without_answer else reply.status)
             if keyed and self.config.lockout_enabled and not 200 <= reply.status < 300:
                 self._lockout.record_failure(time.monotonic())
@@ -233,6 +241,7 @@ class VeniceService:
         keyed: bool,
         body: bytes | None,
         too_large: bool,
+        model_type: str | None,
     ) -> Reply:
         now = time.monotonic()
         if not keyed and not (endpoint == "models" and authorization is None):
@@ -253,7 +262,7 @@ class VeniceService:
                 reply.headers.update(limit_headers)
                 reply.headers["Retry-After"] = _seconds_text(state.reset_in, self.config.time_scale)
                 return reply
-        reply = self._faulted(endpoint) or self._endpoint(endpoint, body, too_large)
+        reply = self._faulted(endpoint) or self._endpoint(endpoint, body, too_large, model_type)
         reply.headers.update(limit_headers)
         return reply
 
@@ -265,11 +274,15 @@ class VeniceService:
             return error(503, "The model is at capacity (injected fault); retry later")
         return None
 
-    def _endpoint(self, endpoint: str, raw: bytes | None, too_large: bool) -> Reply:
+    def _endpoint(
+        self, endpoint: str, raw: bytes | None, too_large: bool, model_type: str | None
+    ) -> Reply:
         if endpoint == "models":
+            # The emulator knows only video models; other types list nothing.
+            wanted = model_type or "text"
+            shown = CATALOG if wanted in ("video", "all") else ()
             return Reply(
-                200,
-                {"object": "list", "type": "video", "data": [m.to_json() for m in CATALOG]},
+                200, {"object": "list", "type": wanted, "data": [m.to_json() for m in shown]}
             )
         if too_large:
             limit_mb = self.config.max_body_bytes / (1024 * 1024)
