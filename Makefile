@@ -34,7 +34,7 @@ lint: venv
 typecheck: venv
 	# From inside .venv mypy sees the installed package, with blocks/tasks/flows mapped in.
 	cd $(VENV) && bin/mypy --config-file ../pyproject.toml -p prefect_venice
-	$(BIN)/mypy deployments tests
+	$(BIN)/mypy deployments tests benchmarks
 
 pytest: venv
 	# bin/pytest, not python -m pytest: the latter puts the repo root on sys.path,
@@ -44,7 +44,7 @@ pytest: venv
 test: lint typecheck pytest
 
 benchmark: venv
-	$(BIN)/python -m benchmarks
+	$(BIN)/python benchmarks/run.py
 
 emulator: venv
 	$(BIN)/prefect-venice emulator

@@ -1,0 +1,184 @@
+"""Benchmarks of prefect-venice against the local emulator, each beside a naive baseline.
+
+Run: `make benchmark` (or `.venv/bin/python benchmarks/run.py [--quick]`). Prints medians
+and the ratio against the baseline measured in the same run; record results in
+docs/benchmarks.md. Nothing here is a test: no figure is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from prefect_venice import AsyncVeniceClient, PollPolicy, QueueRequest, VeniceClient
+from prefect_venice.emulator import Emulator, EmulatorConfig
+
+MIB = 1024 * 1024
+REQUEST = QueueRequest(
+    model="wan-2.5-preview-text-to-video",
+    prompt="A gondola gliding through Venice canals at sunset",
+    duration="5s",
+    resolution="720p",
+    aspect_ratio="16:9",
+)
+
+
+# --- 1. Saving a large video: streamed client vs `response.content` ------------------------
+
+
+def _download_once(mode: str, video_mib: int) -> dict[str, float]:
+    """One download in this (fresh) process; returns seconds and peak RSS growth in MiB."""
+    import resource
+
+    config = EmulatorConfig(time_scale=0.001, seed=1, video_bytes=video_mib * MIB)
+    with (
+        Emulator(config) as emu,
+        tempfile.TemporaryDirectory() as tmp,
+        VeniceClient(emu.api_key, base_url=emu.base_url) as client,
+    ):
+        job = client.queue(REQUEST)
+        time.sleep(0.5)  # the job is long finished at this time scale
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        if mode == "client":
+            saved = client.retrieve(job, Path(tmp) / "out.mp4")
+            assert saved.kind == "saved", saved
+        else:
+            # What the guide's example and several public SDKs do.
+            response = httpx.post(
+                f"{emu.base_url}/video/retrieve",
+                headers={"Authorization": f"Bearer {emu.api_key}"},
+                json={"model": job.model, "queue_id": job.queue_id},
+                timeout=120,
+            )
+            (Path(tmp) / "out.mp4").write_bytes(response.content)
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "rss_growth_mib": max(0.0, peak - baseline)}
+
+
+def bench_download(runs: int, video_mib: int) -> dict[str, object]:
+    """Alternate client and naive downloads, each in a fresh subprocess (clean peak RSS)."""
+    results: dict[str, list[dict[str, float]]] = {"client": [], "naive": []}
+    for _ in range(runs):
+        for mode in ("client", "naive"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one-download", mode, str(video_mib)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            results[mode].append(json.loads(out.strip().splitlines()[-1]))
+    summary: dict[str, object] = {"video_mib": video_mib, "runs": runs}
+    for mode, rows in results.items():
+        seconds = statistics.median(r["seconds"] for r in rows)
+        summary[mode] = {
+            "median_seconds": round(seconds, 3),
+            "median_mib_per_s": round(video_mib / seconds, 1),
+            "median_rss_growth_mib": round(statistics.median(r["rss_growth_mib"] for r in rows), 1),
+        }
+    client, naive = summary["client"], summary["naive"]
+    assert isinstance(client, dict) and isinstance(naive, dict)
+    summary["time_ratio_client_over_naive"] = round(
+        client["median_seconds"] / naive["median_seconds"], 2
+    )
+    summary["memory_ratio_naive_over_client"] = round(
+        naive["median_rss_growth_mib"] / max(client["median_rss_growth_mib"], 1.0), 1
+    )
+    return summary
+
+
+# --- 2. Polling a batch: estimate-driven schedule vs a fixed 5 s interval ------------------
+
+
+async def _poll_batch(policy: str, jobs: int, scale: float, seed: int) -> dict[str, float]:
+    config = EmulatorConfig(time_scale=scale, seed=seed, rate_limits_enabled=False)
+    with Emulator(config) as emu, tempfile.TemporaryDirectory() as tmp:
+        async with AsyncVeniceClient(emu.api_key, base_url=emu.base_url) as client:
+            queued = [await client.queue(REQUEST) for _ in range(jobs)]
+            started = time.perf_counter()
+            if policy == "adaptive":
+                # The default policy with its real-time bounds shrunk by the same time scale.
+                poll = PollPolicy(
+                    min_interval=3.0 * scale, max_interval=30.0 * scale, first_interval=5.0 * scale
+                )
+            else:
+                # A fixed interval: min == max, no jitter (the guide's "every 5 seconds").
+                poll = PollPolicy(
+                    min_interval=5.0 * scale,
+                    max_interval=5.0 * scale,
+                    first_interval=5.0 * scale,
+                    jitter=0.0,
+                )
+            done_at: list[float] = []
+
+            async def one(index: int) -> None:
+                await client.wait_for_video(queued[index], Path(tmp) / f"{index}.mp4", poll=poll)
+                done_at.append(time.perf_counter() - started)
+
+            await asyncio.gather(*(one(i) for i in range(jobs)))
+        ledger = emu.ledger()
+    wall = max(done_at)
+    return {
+        "retrieve_calls_per_job": ledger["calls"]["retrieve"] / jobs,
+        "mean_emulated_seconds_to_saved": statistics.mean(done_at) / scale,
+        "batch_emulated_seconds": wall / scale,
+        # Against Venice's 120 retrieve requests per minute per key.
+        "retrieve_calls_per_emulated_minute": ledger["calls"]["retrieve"] / (wall / scale) * 60,
+    }
+
+
+def bench_polling(jobs: int, scale: float, repeats: int) -> dict[str, object]:
+    """Same seeds, so both policies wait on jobs of identical durations."""
+    rows: dict[str, list[dict[str, float]]] = {"adaptive": [], "fixed_5s": []}
+    for seed in range(repeats):
+        for policy in rows:
+            rows[policy].append(asyncio.run(_poll_batch(policy, jobs, scale, seed)))
+    summary: dict[str, object] = {"jobs": jobs, "time_scale": scale, "repeats": repeats}
+    for policy, results in rows.items():
+        summary[policy] = {
+            key: round(statistics.median(r[key] for r in results), 2) for key in results[0]
+        }
+    adaptive, fixed = summary["adaptive"], summary["fixed_5s"]
+    assert isinstance(adaptive, dict) and isinstance(fixed, dict)
+    summary["calls_ratio_fixed_over_adaptive"] = round(
+        fixed["retrieve_calls_per_job"] / adaptive["retrieve_calls_per_job"], 2
+    )
+    summary["extra_latency_emulated_seconds"] = round(
+        adaptive["mean_emulated_seconds_to_saved"] - fixed["mean_emulated_seconds_to_saved"], 1
+    )
+    return summary
+
+
+def main() -> None:
+    """Run every benchmark and print one JSON document."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller video")
+    parser.add_argument("--one-download", nargs=2, metavar=("MODE", "MIB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_download:
+        mode, mib = args.one_download
+        print(json.dumps(_download_once(mode, int(mib))))
+        return
+    runs, mib, repeats = (3, 64, 1) if args.quick else (5, 256, 3)
+    report = {
+        "python": sys.version.split()[0],
+        "cores": os.cpu_count(),
+        "download": bench_download(runs, mib),
+        "polling": bench_polling(jobs=20, scale=0.02, repeats=repeats),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
