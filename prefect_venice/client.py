@@ -214,7 +214,11 @@ class VeniceClient(BaseVeniceClient):
         delete_media_on_completion: bool = False,
         poll: PollPolicy | None = None,
     ) -> VideoSaved:
-        """Poll until the MP4 is saved at destination (inline or from the private link)."""
+        """Poll until the MP4 is saved at destination (inline or from the private link).
+
+        With delete_media_on_completion, the media is deleted on Venice through
+        /video/complete only after the file is safely in place.
+        """
         clock = WaitClock(
             job.queue_id,
             max_wait_seconds=max_wait_seconds,
@@ -222,15 +226,17 @@ class VeniceClient(BaseVeniceClient):
             on_progress=on_progress,
         )
         while True:
-            result = self.retrieve(
-                job, destination, delete_media_on_completion=delete_media_on_completion
-            )
-            if isinstance(result, VideoSaved):
-                return result
+            # The retrieve flag is never sent: it would delete the media before a
+            # dropped transfer could be retried. complete() runs once the file is saved.
+            result = self.retrieve(job, destination)
             if isinstance(result, ReadyAtLink):
                 if job.download_url is None:
                     raise _missing_link(job)
-                return self.download(job.download_url, destination, queue_id=job.queue_id)
+                result = self.download(job.download_url, destination, queue_id=job.queue_id)
+            if isinstance(result, VideoSaved):
+                if delete_media_on_completion:
+                    self.complete(job)
+                return result
             self.retry.sleep(clock.after_processing(result))
 
     def complete(self, job: QueuedJob) -> bool:
@@ -450,7 +456,11 @@ class AsyncVeniceClient(BaseVeniceClient):
         delete_media_on_completion: bool = False,
         poll: PollPolicy | None = None,
     ) -> VideoSaved:
-        """Poll until the MP4 is saved at destination (inline or from the private link)."""
+        """Poll until the MP4 is saved at destination (inline or from the private link).
+
+        With delete_media_on_completion, the media is deleted on Venice through
+        /video/complete only after the file is safely in place.
+        """
         clock = WaitClock(
             job.queue_id,
             max_wait_seconds=max_wait_seconds,
@@ -458,15 +468,17 @@ class AsyncVeniceClient(BaseVeniceClient):
             on_progress=on_progress,
         )
         while True:
-            result = await self.retrieve(
-                job, destination, delete_media_on_completion=delete_media_on_completion
-            )
-            if isinstance(result, VideoSaved):
-                return result
+            # The retrieve flag is never sent: it would delete the media before a
+            # dropped transfer could be retried. complete() runs once the file is saved.
+            result = await self.retrieve(job, destination)
             if isinstance(result, ReadyAtLink):
                 if job.download_url is None:
                     raise _missing_link(job)
-                return await self.download(job.download_url, destination, queue_id=job.queue_id)
+                result = await self.download(job.download_url, destination, queue_id=job.queue_id)
+            if isinstance(result, VideoSaved):
+                if delete_media_on_completion:
+                    await self.complete(job)
+                return result
             await self.retry.async_sleep(clock.after_processing(result))
 
     async def complete(self, job: QueuedJob) -> bool:

@@ -125,12 +125,15 @@ async def test_destination_directory_gets_queue_id_file_name(
     assert saved.path == tmp_path / f"{job.queue_id}.mp4"
 
 
-async def test_delete_media_on_completion_is_sent(
+async def test_delete_media_on_completion_deletes_after_the_file_is_saved(
     venice: Venice, emulator: Emulator, tmp_path: Path
 ) -> None:
     job = await venice.queue(public_request())
     await venice.wait_for_video(job, tmp_path / "v.mp4", delete_media_on_completion=True)
-    assert emulator.ledger()["jobs"][job.queue_id]["media_deleted"] is True
+    record = emulator.ledger()["jobs"][job.queue_id]
+    assert record["media_deleted"] is True
+    # Deleted by /video/complete once saved, not by the retrieve flag mid-transfer.
+    assert record["complete_calls"] == 1
 
 
 async def test_complete_deletes_media_and_reports_already_gone_as_false(

@@ -62,6 +62,26 @@ async def test_connection_dropped_mid_body_leaves_no_file(
     assert leftovers(tmp_path) == []
 
 
+async def test_dropped_transfer_with_delete_on_completion_still_saves_the_video(
+    venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
+) -> None:
+    emu = emulator_factory(video_bytes=2 * 1024 * 1024)  # type: ignore[operator]
+    venice = venice_factory(emu)
+    job = await venice.queue(public_request())
+    # Seeded draws for retrieve drops: 0.39, 0.22, 0.40, 0.69: three video bodies cut off,
+    # then a whole one. The media must survive on Venice until a transfer completes.
+    emu.configure_faults(FaultConfig(drop_rate={"retrieve": 0.5}))
+
+    saved = await venice.wait_for_video(job, tmp_path / "v.mp4", delete_media_on_completion=True)
+
+    assert saved.size_bytes == 2 * 1024 * 1024
+    record = emu.ledger()["jobs"][job.queue_id]
+    # Deleted through /video/complete after the save, not by the retrieve flag.
+    assert record["media_deleted"] is True
+    assert record["complete_calls"] == 1
+    assert leftovers(tmp_path) == []
+
+
 async def test_dropped_link_transfer_restarts_into_a_fresh_file(
     venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
 ) -> None:
