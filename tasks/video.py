@@ -212,9 +212,10 @@ def wait_for_video(
 @task(
     task_run_name="download-{job.queue_id}",
     cache_policy=NO_CACHE,
-    retries=_FREE_CALL_RETRIES,
-    retry_delay_seconds=_FREE_CALL_RETRY_DELAYS,
-    retry_condition_fn=retry_if_retryable,
+    # No Prefect retries: the client already retries a dropped transfer a few times,
+    # and a private link that is fetched again and again answers 429 or 410. A
+    # retry of the whole flow run resumes here without queueing again.
+    retries=0,
 )
 def download_video(
     credentials: VeniceCredentials,

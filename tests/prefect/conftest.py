@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import uuid
 import zlib
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -38,16 +40,21 @@ from prefect_venice.models import QueuedJob, QueueRequest
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Run every Prefect test against one temporary server, home and result store."""
     home = tmp_path_factory.mktemp("prefect-home")
-    with (
-        temporary_settings(
-            updates={
-                PREFECT_HOME: home,
-                PREFECT_LOCAL_STORAGE_PATH: home / "storage",
-                PREFECT_SERVER_ANALYTICS_ENABLED: False,
-            }
-        ),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
+    settings = {
+        PREFECT_HOME: home,
+        PREFECT_LOCAL_STORAGE_PATH: home / "storage",
+        PREFECT_SERVER_ANALYTICS_ENABLED: False,
+    }
+    with temporary_settings(updates=settings), ExitStack() as stack:
+        # The server subprocess imports the prefect_venice collection; started from the
+        # repository root, the bare prefect_venice/ folder there would shadow the
+        # installed package and its mapped blocks/tasks/flows.
+        previous = os.getcwd()
+        os.chdir(home)
+        try:
+            stack.enter_context(prefect_test_harness(server_startup_timeout=60))
+        finally:
+            os.chdir(previous)
         yield
 
 
