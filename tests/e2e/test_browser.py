@@ -51,6 +51,7 @@ def test_flow_run_page_shows_the_run_completed(
     page.goto(summary.url)
     header = page.locator(".flow-run-header, .page-heading").first
     expect(header.get_by_text("Completed", exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.wait_for_load_state("networkidle")
     page.screenshot(path=str(output_dir / "flow-run.png"), full_page=True)
 
 
@@ -67,4 +68,5 @@ def test_artifacts_tab_shows_summary_and_progress(
     )
     progress_key = f"venice-progress-{result.queue_id}"
     expect(page.get_by_text(progress_key, exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.wait_for_load_state("networkidle")
     page.screenshot(path=str(output_dir / "flow-run-artifacts.png"), full_page=True)
