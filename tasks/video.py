@@ -267,8 +267,7 @@ def download_video(
         assert local_dir is not None
         local_dir.mkdir(parents=True, exist_ok=True)
         final = local_dir / name
-        # Same folder tree and file system as the staging file: os.replace is atomic.
-        os.replace(staged.path, final)
+        _move_into_place(staged.path, final)
         location = str(final.resolve())
         logger.info("Saved video %s to %s.", job.queue_id, location)
     return VideoResult(
@@ -321,6 +320,12 @@ def complete_video(
                 "deleted on Venice" if completed else "was already gone",
             )
     return CleanupResult(queue_id=job.queue_id, link_revoked=revoked, media_deleted=completed)
+
+
+def _move_into_place(staged: Path, final: Path) -> None:
+    # The staging folder sits inside the destination, so this is a same-file-system,
+    # atomic rename: readers see no file or the whole file.
+    os.replace(staged, final)
 
 
 def _staging_file(staging_dir: str | None, queue_id: str) -> Path:

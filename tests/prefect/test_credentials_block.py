@@ -63,6 +63,7 @@ def test_saved_key_round_trips_but_never_shows(emulator: Emulator) -> None:
 
     loaded = VeniceCredentials.load(name)
 
+    assert isinstance(loaded, VeniceCredentials)
     assert loaded.api_key is not None
     assert loaded.api_key.get_secret_value() == "a-very-secret-key"
     assert "a-very-secret-key" not in repr(loaded)

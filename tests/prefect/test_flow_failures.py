@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -86,24 +85,24 @@ def test_retried_flow_run_resumes_the_same_job(
     monkeypatch: pytest.MonkeyPatch,
     prefect_api: Any,
 ) -> None:
-    real_replace = os.replace
-    failures = []
+    real_move = video_tasks._move_into_place
+    failures: list[Path] = []
 
-    def fail_once(src: Any, dst: Any) -> None:
+    def fail_once(staged: Path, final: Path) -> None:
         if not failures:
-            failures.append(dst)
+            failures.append(final)
             raise OSError("disk went away (injected)")
-        real_replace(src, dst)
+        real_move(staged, final)
 
-    monkeypatch.setattr(video_tasks.os, "replace", fail_once)
+    monkeypatch.setattr(video_tasks, "_move_into_place", fail_once)
 
     state = generate_video.with_options(retries=1, retry_delay_seconds=0)(
         request=text_request(output_dir), credentials_block=credentials_block, return_state=True
     )
 
     assert state.is_completed(), state.message
-    assert failures, "the injected failure never happened"
     result = state.result()
+    assert failures == [Path(result.path)], "the injected failure never happened"
     ledger = emulator.ledger()
     assert ledger["calls"]["queue"] == 1
     assert list(ledger["jobs"]) == [result.queue_id]
