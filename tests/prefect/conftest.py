@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -156,3 +158,32 @@ def queued_jobs(monkeypatch: pytest.MonkeyPatch) -> list[QueuedJob]:
 
     monkeypatch.setattr(VeniceClient, "queue", spy)
     return jobs
+
+
+def venice_events(resource_id: str, expected: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """The venice.video.* events about one resource, oldest first.
+
+    The server stores events in the background, so this reads until `expected`
+    events are there or `timeout` seconds have passed (then returns what it has).
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10)
+    deadline = time.monotonic() + timeout
+    while True:
+        with get_client(sync_client=True) as client:
+            response = client.request(
+                "POST",
+                "/events/filter",
+                json={
+                    "filter": {
+                        "event": {"prefix": ["venice.video."]},
+                        "resource": {"id": [resource_id]},
+                    },
+                    "limit": 50,
+                },
+            )
+        events: list[dict[str, Any]] = response.json()["events"]
+        if len(events) >= expected or time.monotonic() > deadline:
+            return sorted(events, key=lambda event: event["occurred"])
+        time.sleep(0.2)

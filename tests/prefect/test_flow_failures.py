@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import venice_events
 from prefect_venice.flows import VideoRequest, generate_video
 from prefect_venice.tasks import video as video_tasks
 
@@ -37,6 +38,9 @@ def test_quote_over_budget_fails_before_queueing(
     assert ledger["calls"].get("quote") == 1
     assert ledger["calls"].get("queue", 0) == 0
     assert ledger["charged_usd_total"] == 0
+    events = venice_events(f"venice.model.{request.model}", expected=1)
+    gate = [e for e in events if e["event"] == "venice.video.budget-exceeded"]
+    assert gate and gate[-1]["payload"]["max_usd"] == 0.05
 
 
 def test_invalid_request_fails_before_any_paid_call(

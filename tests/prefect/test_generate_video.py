@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from conftest import venice_events
 from prefect_venice.flows import VideoRequest, generate_video
 from prefect_venice.flows.video import SUMMARY_ARTIFACT_KEY
 from prefect_venice.tasks import VideoResult
@@ -45,6 +46,23 @@ def test_text_to_video_saves_a_playable_mp4_and_a_summary(
     summary = [a for a in artifacts if a.key == SUMMARY_ARTIFACT_KEY]
     assert len(summary) == 1
     assert result.queue_id in str(summary[0].data)
+    progress = [a for a in artifacts if a.type == "progress"]
+    assert [a.data for a in progress] == [100.0]
+    assert progress[0].key == f"venice-progress-{result.queue_id}"
+
+
+def test_queued_and_completed_events_name_the_video(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    request = VideoRequest(
+        prompt="Rain on a window", aspect_ratio="16:9", output_dir=str(output_dir)
+    )
+
+    result = generate_video(request=request, credentials_block=credentials_block)
+
+    mine = venice_events(f"venice.video.{result.queue_id}", expected=2)
+    assert [event["event"] for event in mine] == ["venice.video.queued", "venice.video.completed"]
+    assert all(event["resource"]["venice.model"] == request.model for event in mine)
 
 
 def test_image_to_video_from_a_local_png(
