@@ -54,7 +54,7 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
 
     """
     logger = get_run_logger()
-    credentials = _load_credentials(credentials_block)
+    credentials = load_credentials(credentials_block)
     queue_request = request.to_queue_request()
     validate_video_request(credentials, queue_request)
     quote = quote_video(credentials, queue_request)
@@ -76,7 +76,7 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
         ready = wait_for_video(
             credentials,
             job,
-            staging_dir=_staging_dir(request),
+            staging_dir=staging_dir_for(request),
             max_wait_seconds=request.max_wait_seconds,
         )
         result = download_video(
@@ -129,7 +129,8 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     return result
 
 
-def _load_credentials(name: str) -> VeniceCredentials:
+def load_credentials(name: str) -> VeniceCredentials:
+    """Load the named VeniceCredentials block from inside a sync flow."""
     # Block.load is sync inside a sync flow; the check also narrows its dispatch type.
     block = VeniceCredentials.load(name)
     if not isinstance(block, VeniceCredentials):
@@ -137,7 +138,8 @@ def _load_credentials(name: str) -> VeniceCredentials:
     return block
 
 
-def _staging_dir(request: VideoRequest) -> str | None:
+def staging_dir_for(request: VideoRequest) -> str | None:
+    """Return where wait_for_video stages the MP4: inside a local destination, else a temp dir."""
     # Staging inside a local destination keeps the final rename on one file system.
     if request.storage_block is not None:
         return None

@@ -57,7 +57,9 @@ def queue_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str 
     request = parameters.get("request")
     if flow_run_id is None or not isinstance(request, QueueRequest):
         return None
-    return f"venice-queue-{flow_run_id}-{request_fingerprint(request)}"
+    # The slot tells identical requests of one run apart (three takes of one prompt).
+    slot = str(parameters.get("slot") or "0")
+    return f"venice-queue-{flow_run_id}-{slot}-{request_fingerprint(request)}"
 
 
 def pace_retrieve(limit_name: str | None) -> None:

@@ -108,13 +108,14 @@ def quote_video(credentials: VeniceCredentials, request: QueueRequest | QuoteReq
     result_serializer="pickle",
     retries=0,
 )
-def queue_video(credentials: VeniceCredentials, request: QueueRequest) -> QueuedJob:
+def queue_video(credentials: VeniceCredentials, request: QueueRequest, slot: int = 0) -> QueuedJob:
     """Queue the video: the only paid call. Its answer is stored at once, keyed to the flow run.
 
     A retry of the same flow run finds the stored answer and polls the same job
-    instead of paying again. No Prefect retries: the client already retries the
-    429 and 500 answers that mean no job was created, and anything else (a timeout
-    after sending, for one) may have created a job.
+    instead of paying again; `slot` tells apart identical requests queued in one
+    run on purpose. No Prefect retries: the client already retries the 429 and
+    500 answers that mean no job was created, and anything else (a timeout after
+    sending, for one) may have created a job.
     """
     logger = get_run_logger()
     with credentials.get_client() as client:

@@ -1,0 +1,102 @@
+"""generate_videos: one total budget, several concurrent videos, one paid call each."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import rate_limit as real_rate_limit
+from prefect_venice.flows import VideoRequest, generate_videos
+
+from prefect_venice.emulator import Emulator
+
+
+def takes(output_dir: Path, count: int) -> list[VideoRequest]:
+    # Identical requests on purpose: each is its own paid video, not a cache hit.
+    return [
+        VideoRequest(prompt="A kite over dunes", aspect_ratio="16:9", output_dir=str(output_dir))
+        for _ in range(count)
+    ]
+
+
+def test_batch_makes_every_video_once(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    results = generate_videos(
+        requests=takes(output_dir, 3), max_usd=5.0, credentials_block=credentials_block
+    )
+
+    assert len({r.queue_id for r in results}) == 3
+    assert all(Path(r.path).is_file() for r in results)
+    ledger = emulator.ledger()
+    assert ledger["calls"]["queue"] == 3
+    assert all(job["queue_calls"] == 1 for job in ledger["jobs"].values())
+
+
+def test_batch_over_total_budget_queues_nothing(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    state = generate_videos(
+        requests=takes(output_dir, 3),
+        max_usd=0.5,
+        credentials_block=credentials_block,
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    assert "budget of $0.50" in (state.message or "")
+    assert "nothing was queued" in (state.message or "")
+    assert emulator.ledger()["calls"].get("queue", 0) == 0
+
+
+def test_retrieves_take_slots_of_the_named_rate_limit(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = f"venice-retrieve-{uuid.uuid4().hex[:6]}"
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=name, limit=50, slot_decay_per_second=50.0)
+        )
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT", name)
+    taken: list[str] = []
+
+    def counting(names: str, **options: Any) -> None:
+        real_rate_limit(names, **options)
+        taken.append(names)
+
+    monkeypatch.setattr("prefect_venice.tasks._support.rate_limit", counting)
+
+    results = generate_videos(
+        requests=takes(output_dir, 2), max_usd=5.0, credentials_block=credentials_block
+    )
+
+    assert len(results) == 2
+    # No faults injected, so every retrieve reaching the emulator is one paced poll.
+    assert taken == [name] * emulator.ledger()["calls"]["retrieve"]
+
+
+def test_a_missing_rate_limit_fails_loudly_instead_of_running_unpaced(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT", "no-such-limit")
+
+    state = generate_videos(
+        requests=takes(output_dir, 1),
+        max_usd=5.0,
+        credentials_block=credentials_block,
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    assert "no-such-limit" in (state.message or "")
+    assert emulator.ledger()["calls"].get("retrieve", 0) == 0
