@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+
 from prefect_venice.flows import VideoRequest, generate_video
 
 DEFAULT_PROMPT_TEMPLATE = (

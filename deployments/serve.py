@@ -19,6 +19,7 @@ from daily_video import DEFAULT_PROMPT_TEMPLATE, daily_video
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
+
 from prefect_venice.flows import generate_video
 
 CREDENTIALS_BLOCK = "venice"

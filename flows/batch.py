@@ -8,8 +8,11 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
+
+from prefect_venice.errors import BudgetExceededError
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.flows.video import format_usd, load_credentials, staging_dir_for
+from prefect_venice.models import QueuedJob
 from prefect_venice.tasks import (
     VideoResult,
     complete_video,
@@ -20,9 +23,6 @@ from prefect_venice.tasks import (
     wait_for_video,
 )
 from prefect_venice.tasks._support import emit_video_event
-
-from prefect_venice.errors import BudgetExceededError
-from prefect_venice.models import QueuedJob
 
 __all__ = ["BATCH_SUMMARY_ARTIFACT_KEY", "generate_videos"]
 

@@ -7,8 +7,12 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
+
+from prefect_venice._redact import redact_url
 from prefect_venice.blocks.credentials import VeniceCredentials
+from prefect_venice.errors import BudgetExceededError
 from prefect_venice.flows.request import VideoRequest
+from prefect_venice.models import QueuedJob
 from prefect_venice.tasks import (
     CleanupResult,
     VideoResult,
@@ -21,10 +25,6 @@ from prefect_venice.tasks import (
 )
 from prefect_venice.tasks._support import emit_video_event
 from prefect_venice.tasks.video import STAGING_DIR_NAME
-
-from prefect_venice._redact import redact_url
-from prefect_venice.errors import BudgetExceededError
-from prefect_venice.models import QueuedJob
 
 __all__ = ["SUMMARY_ARTIFACT_KEY", "format_usd", "generate_video"]
 

@@ -18,18 +18,9 @@ from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.filesystems import WritableFileSystem
 from prefect.logging import get_run_logger
-from prefect_venice.blocks.credentials import VeniceCredentials
-from prefect_venice.tasks._support import (
-    ProgressReporter,
-    emit_video_event,
-    pace_retrieve,
-    queue_cache_key,
-    retry_if_retryable,
-)
-from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
-from prefect_venice.tasks.settings import VeniceSettings
 
 from prefect_venice._redact import redact_url
+from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.client import VeniceClient
 from prefect_venice.errors import InvalidRequestError, VeniceError, VideoLinkMissingError
 from prefect_venice.models import (
@@ -43,6 +34,15 @@ from prefect_venice.models import (
     VideoSaved,
 )
 from prefect_venice.polling import WaitClock
+from prefect_venice.tasks._support import (
+    ProgressReporter,
+    emit_video_event,
+    pace_retrieve,
+    queue_cache_key,
+    retry_if_retryable,
+)
+from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
+from prefect_venice.tasks.settings import VeniceSettings
 
 __all__ = [
     "complete_video",

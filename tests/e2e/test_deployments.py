@@ -12,8 +12,9 @@ from typing import Any
 
 from demo import DemoResult
 from demo_stack import BIN_DIR, Stack, StackConfig, client_environment
-from prefect_venice.flows import VideoRequest
 from serve import DAILY_CRON, DAILY_DEPLOYMENT, ON_DEMAND_DEPLOYMENT, build_deployments
+
+from prefect_venice.flows import VideoRequest
 
 from .conftest import TEST_DAILY_INTERVAL
 

@@ -31,8 +31,8 @@ from prefect.settings import (
     temporary_settings,
 )
 from prefect.testing.utilities import prefect_test_harness
-from prefect_venice.blocks import VeniceCredentials
 
+from prefect_venice.blocks import VeniceCredentials
 from prefect_venice.client import VeniceClient
 from prefect_venice.emulator import Emulator
 from prefect_venice.models import QueuedJob, QueueRequest

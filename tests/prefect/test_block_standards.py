@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import prefect_venice.blocks
 import pytest
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites.blocks import BlockStandardTestSuite
 from prefect.utilities.dispatch import get_registry_for_type
 from prefect.utilities.importtools import to_qualified_name
+
+import prefect_venice.blocks
 
 
 def find_module_blocks() -> list[type[Block]]:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from prefect.settings import get_current_settings
-from prefect_venice.blocks import VeniceCredentials
 from pydantic import SecretStr
 
 import prefect_venice
+from prefect_venice.blocks import VeniceCredentials
 from prefect_venice.client import DEFAULT_BASE_URL, VeniceClient
 from prefect_venice.emulator import Emulator
 from prefect_venice.errors import AuthenticationError

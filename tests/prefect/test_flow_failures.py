@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from conftest import venice_events
-from prefect_venice.flows import VideoRequest, generate_video
-from prefect_venice.tasks import video as video_tasks
 
 from prefect_venice.emulator import Emulator, FaultConfig
+from prefect_venice.flows import VideoRequest, generate_video
+from prefect_venice.tasks import video as video_tasks
 
 
 def text_request(output_dir: Path, **overrides: Any) -> VideoRequest:

@@ -7,11 +7,11 @@ from typing import Any
 
 import av
 from conftest import venice_events
+
+from prefect_venice.emulator import Emulator
 from prefect_venice.flows import VideoRequest, generate_video
 from prefect_venice.flows.video import SUMMARY_ARTIFACT_KEY
 from prefect_venice.tasks import VideoResult
-
-from prefect_venice.emulator import Emulator
 
 
 def assert_playable_mp4(path: Path) -> None:

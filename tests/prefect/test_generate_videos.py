@@ -10,9 +10,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import rate_limit as real_rate_limit
-from prefect_venice.flows import VideoRequest, generate_videos
 
 from prefect_venice.emulator import Emulator
+from prefect_venice.flows import VideoRequest, generate_videos
 
 
 def takes(output_dir: Path, count: int) -> list[VideoRequest]:

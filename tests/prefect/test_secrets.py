@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from prefect_venice.flows import VideoRequest, generate_video
 
 from prefect_venice.emulator import Emulator, FaultConfig
+from prefect_venice.flows import VideoRequest, generate_video
 from prefect_venice.models import QueuedJob
 
 

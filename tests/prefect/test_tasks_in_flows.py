@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 
 from prefect import flow
+
 from prefect_venice.blocks import VeniceCredentials
+from prefect_venice.emulator import Emulator
+from prefect_venice.models import QueueRequest
 from prefect_venice.tasks import (
     VideoResult,
     complete_video,
@@ -16,9 +19,6 @@ from prefect_venice.tasks import (
     quote_video,
     wait_for_video,
 )
-
-from prefect_venice.emulator import Emulator
-from prefect_venice.models import QueueRequest
 
 REQUEST = QueueRequest(
     model="wan-2.5-preview-text-to-video",
