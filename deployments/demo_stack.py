@@ -194,6 +194,11 @@ def client_environment(config: StackConfig, api_url: str) -> dict[str, str]:
     return env
 
 
+# Processes this interpreter started, by pid. Processes recorded by an earlier command
+# (the demo's stack.json) are recognised by their command line instead.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def start_process(
     name: str,
     argv: Sequence[str],
@@ -216,6 +221,7 @@ def start_process(
             # it ends the process group (server workers, flow-run subprocesses).
             start_new_session=True,
         )
+    _CHILDREN[popen.pid] = popen
     return ManagedProcess(name=name, pid=popen.pid, argv=list(argv), log=str(log_path))
 
 
@@ -242,6 +248,10 @@ def _command_line(pid: int) -> list[str] | None:
 
 def is_running(process: ManagedProcess) -> bool:
     """Tell whether the recorded process still runs (and is ours, not a reused pid)."""
+    child = _CHILDREN.get(process.pid)
+    if child is not None:
+        # Started by this interpreter: its own handle knows, and reaps it.
+        return child.poll() is None
     with contextlib.suppress(ChildProcessError):
         # Reap it if it is our own child that exited, so it stops being a zombie.
         os.waitpid(process.pid, os.WNOHANG)
