@@ -160,6 +160,66 @@ def bench_polling(jobs: int, scale: float, repeats: int) -> dict[str, object]:
     return summary
 
 
+# --- 3. One video through the generate_video flow vs the bare client -----------------------
+
+
+def bench_flow_overhead(runs: int) -> dict[str, object]:
+    """What Prefect orchestration adds per video: the flow vs the client's own calls.
+
+    Runs in a temporary Prefect home and test server (started once, not timed).
+    Jobs finish within milliseconds at this time scale, so the difference is the
+    orchestration: task runs, result persistence, artifacts, events, logs.
+    """
+    home = Path(tempfile.mkdtemp(prefix="venice-bench-home-"))
+    os.environ.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_INTEGRATIONS_VENICE_POLL_MIN_INTERVAL_SECONDS="0.01",
+        PREFECT_INTEGRATIONS_VENICE_POLL_FIRST_INTERVAL_SECONDS="0.02",
+        PREFECT_INTEGRATIONS_VENICE_POLL_MAX_INTERVAL_SECONDS="0.1",
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    from prefect_venice.blocks import VeniceCredentials
+    from prefect_venice.flows import VideoRequest, generate_video
+
+    poll = PollPolicy(min_interval=0.01, first_interval=0.02, max_interval=0.1)
+    config = EmulatorConfig(time_scale=0.0005, seed=3, rate_limits_enabled=False)
+    previous = os.getcwd()
+    os.chdir(home)  # the test server must not see the repository's bare prefect_venice/
+    try:
+        with prefect_test_harness(server_startup_timeout=60), Emulator(config) as emu:
+            VeniceCredentials(api_key=emu.api_key, base_url=emu.base_url).save("bench")
+            request = VideoRequest(
+                prompt=REQUEST.prompt, aspect_ratio="16:9", output_dir=str(home / "videos")
+            )
+            generate_video(request, credentials_block="bench")  # warm-up, not counted
+            flow_times, client_times = [], []
+            for _ in range(runs):
+                started = time.perf_counter()
+                generate_video(request, credentials_block="bench")
+                flow_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                with VeniceClient(emu.api_key, base_url=emu.base_url, poll=poll) as client:
+                    client.validate(REQUEST)
+                    client.quote(REQUEST)
+                    job = client.queue(REQUEST)
+                    client.wait_for_video(job, home / "videos")
+                    client.complete(job)
+                client_times.append(time.perf_counter() - started)
+    finally:
+        os.chdir(previous)
+    flow_median = statistics.median(flow_times)
+    client_median = statistics.median(client_times)
+    return {
+        "runs": runs,
+        "flow_median_seconds": round(flow_median, 3),
+        "client_median_seconds": round(client_median, 3),
+        "orchestration_overhead_seconds": round(flow_median - client_median, 3),
+        "ratio_flow_over_client": round(flow_median / client_median, 1),
+    }
+
+
 def main() -> None:
     """Run every benchmark and print one JSON document."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -176,6 +236,7 @@ def main() -> None:
         "cores": os.cpu_count(),
         "download": bench_download(runs, mib),
         "polling": bench_polling(jobs=20, scale=0.02, repeats=repeats),
+        "flow_overhead": bench_flow_overhead(runs=3 if args.quick else 7),
     }
     print(json.dumps(report, indent=2))
 
