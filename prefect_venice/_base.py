@@ -237,27 +237,30 @@ class BaseVeniceClient:
         self,
         endpoint: Endpoint,
         attempt: int,
+        outcome: httpx.Response | httpx.HTTPError,
         *,
-        response: httpx.Response | None = None,
-        error: httpx.HTTPError | None = None,
         queue_id: str | None = None,
         link: str | None = None,
     ) -> float:
-        """Return the delay before retry number attempt+1, or raise the final error."""
+        """Return the delay before retry number attempt+1, or raise the final error.
+
+        `outcome` is a failed answer (its body already read) or the httpx error.
+        Call this outside any `except` block: an error raised there would chain to
+        the httpx error, which holds the request with its key or private link.
+        """
         last = attempt + 1 >= self.retry.attempts_for(endpoint)
-        if error is not None:
-            retryable = isinstance(error, httpx.TransportError) and (
-                self.retry.retries_transport_error(endpoint, error)
+        if isinstance(outcome, httpx.HTTPError):
+            retryable = isinstance(outcome, httpx.TransportError) and (
+                self.retry.retries_transport_error(endpoint, outcome)
             )
             if last or not retryable:
                 raise error_from_exception(
-                    endpoint, error, queue_id=queue_id, link=link, attempts=attempt + 1
+                    endpoint, outcome, queue_id=queue_id, link=link, attempts=attempt + 1
                 ) from None
             return self.retry.backoff(attempt)
-        assert response is not None
-        if last or not self.retry.retries_status(endpoint, response.status_code):
-            raise error_from_response(endpoint, response, queue_id=queue_id, link=link)
-        return self.retry.delay_after_status(response.status_code, response.headers, attempt)
+        if last or not self.retry.retries_status(endpoint, outcome.status_code):
+            raise error_from_response(endpoint, outcome, queue_id=queue_id, link=link)
+        return self.retry.delay_after_status(outcome.status_code, outcome.headers, attempt)
 
     # Answers --------------------------------------------------------------------
 
@@ -293,12 +296,16 @@ class BaseVeniceClient:
     @staticmethod
     def _job_from(response: httpx.Response) -> QueuedJob:
         try:
-            job = QueuedJob.model_validate(json.loads(response.content))
+            job: QueuedJob | None = QueuedJob.model_validate(json.loads(response.content))
         except (ValueError, ValidationError):
+            # Raised below, outside this block: the validation error quotes the
+            # answer, download_url included, and would be chained as __context__.
+            job = None
+        if job is None:
             # The job was created (200) but we cannot read its id: an unknown outcome.
             raise OutcomeUnknownError(
                 "Venice accepted the queue request but its answer could not be read."
-            ) from None
+            )
         if job.download_url is not None:
             register_secret(job.download_url.get_secret_value())
         return job

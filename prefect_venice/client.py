@@ -125,15 +125,14 @@ class VeniceClient(BaseVeniceClient):
     ) -> httpx.Response:
         method = "GET" if endpoint == "models" else "POST"
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
-                response = self._api.request(method, self._path(endpoint), json=json, params=params)
+                outcome = self._api.request(method, self._path(endpoint), json=json, params=params)
             except httpx.HTTPError as exc:
-                delay = self._decide(endpoint, attempt, error=exc, queue_id=queue_id)
-            else:
-                if response.is_success:
-                    return response
-                delay = self._decide(endpoint, attempt, response=response, queue_id=queue_id)
-            self.retry.sleep(delay)
+                outcome = exc
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                return outcome
+            self.retry.sleep(self._decide(endpoint, attempt, outcome, queue_id=queue_id))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _save(
@@ -188,6 +187,7 @@ class VeniceClient(BaseVeniceClient):
         """POST /video/retrieve once: the status, or the MP4 streamed to destination."""
         body = self._retrieve_body(job, delete_media_on_completion)
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
                 with self._api.stream("POST", self._path("retrieve"), json=body) as response:
                     if response.is_success:
@@ -196,12 +196,10 @@ class VeniceClient(BaseVeniceClient):
                         response.read()
                         return self._status_from(response, job.queue_id)
                     response.read()
-                    delay = self._decide(
-                        "retrieve", attempt, response=response, queue_id=job.queue_id
-                    )
+                    outcome = response
             except httpx.HTTPError as exc:
-                delay = self._decide("retrieve", attempt, error=exc, queue_id=job.queue_id)
-            self.retry.sleep(delay)
+                outcome = exc
+            self.retry.sleep(self._decide("retrieve", attempt, outcome, queue_id=job.queue_id))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def wait_for_video(
@@ -263,35 +261,36 @@ class VeniceClient(BaseVeniceClient):
         """
         url = self._link(download_url)
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
                 with self._links.stream("GET", url) as response:
                     if response.is_success:
                         self._check_link_answer(response, queue_id)
                         return self._save(response, destination, queue_id, "link")
                     response.read()
-                    delay = self._decide(
-                        "link_get", attempt, response=response, queue_id=queue_id, link=url
-                    )
+                    outcome = response
             except httpx.HTTPError as exc:
-                delay = self._decide("link_get", attempt, error=exc, queue_id=queue_id, link=url)
-            self.retry.sleep(delay)
+                outcome = exc
+            self.retry.sleep(
+                self._decide("link_get", attempt, outcome, queue_id=queue_id, link=url)
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def revoke(self, download_url: SecretStr | str) -> bool:
         """DELETE the private link so it stops working; False if it was already gone."""
         url = self._link(download_url)
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
-                response = self._links.delete(url)
+                outcome = self._links.delete(url)
             except httpx.HTTPError as exc:
-                delay = self._decide("link_delete", attempt, error=exc, link=url)
-            else:
-                if response.is_success:
+                outcome = exc
+            if isinstance(outcome, httpx.Response):
+                if outcome.is_success:
                     return True
-                if response.status_code in (404, 410):
+                if outcome.status_code in (404, 410):
                     return False
-                delay = self._decide("link_delete", attempt, response=response, link=url)
-            self.retry.sleep(delay)
+            self.retry.sleep(self._decide("link_delete", attempt, outcome, link=url))
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -363,17 +362,18 @@ class AsyncVeniceClient(BaseVeniceClient):
     ) -> httpx.Response:
         method = "GET" if endpoint == "models" else "POST"
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
-                response = await self._api.request(
+                outcome = await self._api.request(
                     method, self._path(endpoint), json=json, params=params
                 )
             except httpx.HTTPError as exc:
-                delay = self._decide(endpoint, attempt, error=exc, queue_id=queue_id)
-            else:
-                if response.is_success:
-                    return response
-                delay = self._decide(endpoint, attempt, response=response, queue_id=queue_id)
-            await self.retry.async_sleep(delay)
+                outcome = exc
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                return outcome
+            await self.retry.async_sleep(
+                self._decide(endpoint, attempt, outcome, queue_id=queue_id)
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _save(
@@ -430,6 +430,7 @@ class AsyncVeniceClient(BaseVeniceClient):
         """POST /video/retrieve once: the status, or the MP4 streamed to destination."""
         body = self._retrieve_body(job, delete_media_on_completion)
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
                 async with self._api.stream("POST", self._path("retrieve"), json=body) as response:
                     if response.is_success:
@@ -438,12 +439,12 @@ class AsyncVeniceClient(BaseVeniceClient):
                         await response.aread()
                         return self._status_from(response, job.queue_id)
                     await response.aread()
-                    delay = self._decide(
-                        "retrieve", attempt, response=response, queue_id=job.queue_id
-                    )
+                    outcome = response
             except httpx.HTTPError as exc:
-                delay = self._decide("retrieve", attempt, error=exc, queue_id=job.queue_id)
-            await self.retry.async_sleep(delay)
+                outcome = exc
+            await self.retry.async_sleep(
+                self._decide("retrieve", attempt, outcome, queue_id=job.queue_id)
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def wait_for_video(
@@ -507,33 +508,34 @@ class AsyncVeniceClient(BaseVeniceClient):
         """
         url = self._link(download_url)
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
                 async with self._links.stream("GET", url) as response:
                     if response.is_success:
                         self._check_link_answer(response, queue_id)
                         return await self._save(response, destination, queue_id, "link")
                     await response.aread()
-                    delay = self._decide(
-                        "link_get", attempt, response=response, queue_id=queue_id, link=url
-                    )
+                    outcome = response
             except httpx.HTTPError as exc:
-                delay = self._decide("link_get", attempt, error=exc, queue_id=queue_id, link=url)
-            await self.retry.async_sleep(delay)
+                outcome = exc
+            await self.retry.async_sleep(
+                self._decide("link_get", attempt, outcome, queue_id=queue_id, link=url)
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def revoke(self, download_url: SecretStr | str) -> bool:
         """DELETE the private link so it stops working; False if it was already gone."""
         url = self._link(download_url)
         for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
             try:
-                response = await self._links.delete(url)
+                outcome = await self._links.delete(url)
             except httpx.HTTPError as exc:
-                delay = self._decide("link_delete", attempt, error=exc, link=url)
-            else:
-                if response.is_success:
+                outcome = exc
+            if isinstance(outcome, httpx.Response):
+                if outcome.is_success:
                     return True
-                if response.status_code in (404, 410):
+                if outcome.status_code in (404, 410):
                     return False
-                delay = self._decide("link_delete", attempt, response=response, link=url)
-            await self.retry.async_sleep(delay)
+            await self.retry.async_sleep(self._decide("link_delete", attempt, outcome, link=url))
         raise AssertionError("unreachable")  # pragma: no cover

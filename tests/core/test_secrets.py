@@ -62,6 +62,8 @@ async def test_network_errors_on_a_link_name_the_host_but_not_the_link(
     assert_clean(str(caught.value), link, urlsplit(link).path)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+    # The httpx error would carry the request (and so the full link) along.
+    assert caught.value.__context__ is None
 
 
 async def test_the_key_is_never_sent_to_the_link_origin(
@@ -93,6 +95,34 @@ def test_a_server_message_echoing_a_secret_is_redacted() -> None:
         client.quote(public_request(), validate=False)
     assert_clean(str(caught.value), key)
     assert "<api key redacted>" in str(caught.value)
+
+
+def test_a_transport_error_keeps_no_request_with_the_key_attached() -> None:
+    # httpx errors hold their request, Authorization header included; the raised
+    # error must not chain to one (Prefect and error trackers walk the chain).
+    key = "sk-chained-secret-abcdef"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client = VeniceClient(key, transport=httpx.MockTransport(refuse), retry=no_retries())
+    with client, pytest.raises(NetworkError) as caught:
+        client.quote(public_request(), validate=False)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+def test_an_unreadable_queue_answer_does_not_chain_the_link() -> None:
+    link = "https://links.example/v1/share/read/secret-token-0123456789"
+
+    def no_queue_id(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"model": "m", "download_url": link})
+
+    client = VeniceClient("k" * 16, transport=httpx.MockTransport(no_queue_id), retry=no_retries())
+    with client, pytest.raises(VeniceError) as caught:
+        client.queue(public_request(), validate=False)
+    assert caught.value.__context__ is None
+    assert_clean(str(caught.value), link)
 
 
 def test_client_repr_shows_no_key() -> None:
