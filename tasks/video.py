@@ -43,6 +43,7 @@ from prefect_venice.tasks._support import (
 )
 from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
 from prefect_venice.tasks.settings import VeniceSettings
+from prefect_venice.tasks.storage import save_to_block
 
 __all__ = [
     "complete_video",
@@ -240,7 +241,9 @@ def download_video(
         ready: What wait_for_video returned, if it ran in this flow run.
         destination: Local folder for the MP4 (ignored with storage_block).
         storage_block: Name of a writable file-system block ("local-file-system/videos"):
-            the MP4 is staged locally, then written with the block's write_path.
+            the MP4 is staged locally, then renamed or streamed in chunks into it
+            (LocalFileSystem, RemoteFileSystem, SMB); other blocks get write_path(bytes),
+            which holds the whole video in memory once (a warning says so).
         filename: File name or storage key; default `<queue_id>.mp4`.
 
     Returns:
@@ -257,12 +260,9 @@ def download_video(
     if storage_block is not None:
         fs = _load_writable_file_system(storage_block)
         try:
-            # write_path takes bytes: the file is read once here, after it was streamed
-            # and checked on local disk, never during the download itself.
-            key = fs.write_path(name, staged.path.read_bytes())
+            location = save_to_block(fs, name, staged.path, logger=logger)
         finally:
             staged.path.unlink(missing_ok=True)
-        location = str(key)
         logger.info("Saved video %s to block %r at %s.", job.queue_id, storage_block, location)
     else:
         assert local_dir is not None
