@@ -317,13 +317,29 @@ class BaseVeniceClient:
     @staticmethod
     def _status_from(response: httpx.Response, queue_id: str) -> Processing | ReadyAtLink:
         data = _json(response, "retrieve")
-        status = str(data.get("status", "")).upper() if isinstance(data, dict) else ""
+        # Matched exactly as documented: a client that folds case once missed both.
+        status = data.get("status") if isinstance(data, dict) else None
         if status == "COMPLETED":
             return ReadyAtLink()
         if status == "PROCESSING":
             return _parse(Processing, data, "retrieve")
         raise ServerError(
             f"POST /video/retrieve for job {queue_id} answered an unknown status {status!r}.",
+            queue_id=queue_id,
+            retryable=False,
+        )
+
+    @staticmethod
+    def _is_video(response: httpx.Response, queue_id: str) -> bool:
+        """True for an MP4 retrieve answer, False for JSON; refuse anything else unread."""
+        kind = content_type(response)
+        if kind == "video/mp4":
+            return True
+        if kind == "application/json":
+            return False
+        raise ServerError(
+            f"POST /video/retrieve for job {queue_id} answered {kind or 'no content type'!r}, "
+            "neither JSON status nor video/mp4; nothing was saved.",
             queue_id=queue_id,
             retryable=False,
         )

@@ -191,7 +191,7 @@ class VeniceClient(BaseVeniceClient):
             try:
                 with self._api.stream("POST", self._path("retrieve"), json=body) as response:
                     if response.is_success:
-                        if "video/mp4" in response.headers.get("content-type", ""):
+                        if self._is_video(response, job.queue_id):
                             return self._save(response, destination, job.queue_id, "retrieve")
                         response.read()
                         return self._status_from(response, job.queue_id)
@@ -434,7 +434,7 @@ class AsyncVeniceClient(BaseVeniceClient):
             try:
                 async with self._api.stream("POST", self._path("retrieve"), json=body) as response:
                     if response.is_success:
-                        if "video/mp4" in response.headers.get("content-type", ""):
+                        if self._is_video(response, job.queue_id):
                             return await self._save(response, destination, job.queue_id, "retrieve")
                         await response.aread()
                         return self._status_from(response, job.queue_id)

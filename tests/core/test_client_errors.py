@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from prefect_venice import (
     ServerError,
     ServiceUnavailableError,
     VeniceClient,
+    VideoSaved,
 )
 from prefect_venice.emulator import Emulator, FaultConfig
 from prefect_venice.retry import no_retries
@@ -210,3 +212,48 @@ def test_403_region_restricted_maps_to_its_class() -> None:
         client.queue(public_request(), validate=False)
     assert caught.value.status == 403
     assert "region" in str(caught.value)
+
+
+def _retrieve_answering(response: httpx.Response, tmp_path: Path) -> object:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return response
+
+    job = QueuedJob(model="m", queue_id="q-1")
+    with VeniceClient("k" * 16, transport=httpx.MockTransport(handler), retry=no_retries()) as c:
+        return c.retrieve(job, tmp_path / "v.mp4")
+
+
+@pytest.mark.parametrize("status", ["processing", "Completed", "completed"])
+def test_statuses_are_matched_exactly_as_documented(status: str, tmp_path: Path) -> None:
+    # Venice documents PROCESSING and COMPLETED; another spelling is not a known state.
+    answer = httpx.Response(
+        200, json={"status": status, "average_execution_time": 1, "execution_duration": 1}
+    )
+    with pytest.raises(ServerError, match="unknown status"):
+        _retrieve_answering(answer, tmp_path)
+
+
+def test_media_type_of_the_retrieve_answer_is_matched_case_insensitively(tmp_path: Path) -> None:
+    mp4 = b"\x00\x00\x00\x18ftypisom" + bytes(100)
+    answer = httpx.Response(200, content=mp4, headers={"Content-Type": "Video/MP4"})
+    saved = _retrieve_answering(answer, tmp_path)
+    assert isinstance(saved, VideoSaved) and saved.size_bytes == len(mp4)
+
+
+def test_a_retrieve_answer_neither_json_nor_mp4_is_refused_unread(tmp_path: Path) -> None:
+    class Endless(httpx.SyncByteStream):
+        read = 0
+
+        def __iter__(self) -> Iterator[bytes]:
+            while True:
+                Endless.read += 1
+                if Endless.read > 64:
+                    raise AssertionError("the client read a non-JSON answer into memory")
+                yield bytes(1 << 16)
+
+    answer = httpx.Response(
+        200, stream=Endless(), headers={"Content-Type": "application/octet-stream"}
+    )
+    with pytest.raises(ServerError, match="application/octet-stream"):
+        _retrieve_answering(answer, tmp_path)
+    assert not list(tmp_path.iterdir())
