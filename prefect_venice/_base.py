@@ -331,7 +331,7 @@ class BaseVeniceClient:
 
     @staticmethod
     def _is_video(response: httpx.Response, queue_id: str) -> bool:
-        """True for an MP4 retrieve answer, False for JSON; refuse anything else unread."""
+        """Return True for an MP4 retrieve answer, False for JSON; refuse anything else unread."""
         kind = content_type(response)
         if kind == "video/mp4":
             return True
