@@ -15,11 +15,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]" --config-settings editable_mode=strict
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "Installing prefect-venice and its dev tools into $(VENV) (log: $(VENV)/install.log) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@( $(BIN)/python -m pip install --upgrade pip \
+	  && $(BIN)/python -m pip install -e ".[dev]" --config-settings editable_mode=strict \
+	) > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
 
 demo: venv
 	$(BIN)/python deployments/demo.py
