@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: venv
-	$(BIN)/python deployments/demo.py
+	@$(BIN)/python deployments/demo.py
 
 demo-stop: venv
-	$(BIN)/python deployments/demo.py --stop
+	@$(BIN)/python deployments/demo.py --stop
 
 lint: venv
 	$(BIN)/ruff check .
