@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Any
 from uuid import UUID
 
@@ -17,11 +18,13 @@ from prefect.logging import get_run_logger
 
 from prefect_venice.errors import VeniceError
 from prefect_venice.models import Progress, QueueRequest
+from prefect_venice.retry import RetryPolicy
 
 __all__ = [
     "ProgressReporter",
     "emit_video_event",
-    "pace_retrieve",
+    "pace",
+    "paced_retry_policy",
     "queue_cache_key",
     "request_fingerprint",
     "retry_if_retryable",
@@ -62,14 +65,31 @@ def queue_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str 
     return f"venice-queue-{flow_run_id}-{slot}-{request_fingerprint(request)}"
 
 
-def pace_retrieve(limit_name: str | None) -> None:
-    """Take one slot of the named global rate limit before a retrieve call, if one is set.
+def pace(limit_name: str | None) -> None:
+    """Take one slot of the named global rate limit before a Venice call, if one is set.
 
     strict=True: a misspelt or missing limit fails loudly instead of letting every
-    poller run unpaced (Prefect's limits otherwise fail open).
+    caller run unpaced (Prefect's limits otherwise fail open).
     """
     if limit_name:
         rate_limit(limit_name, occupy=1, strict=True)
+
+
+def paced_retry_policy(limit_name: str | None) -> RetryPolicy:
+    """Return the client's default RetryPolicy, whose retries also take a slot of the limit.
+
+    The client retries some answers (429/500 on queue; 429/500/503 on retrieve) by
+    itself; each retry is another request that counts against Venice's per-key limit,
+    so it waits for a slot too. Give it to a client that makes only the paced call.
+    """
+    if not limit_name:
+        return RetryPolicy()
+
+    def sleep_then_pace(seconds: float) -> None:
+        time.sleep(seconds)
+        pace(limit_name)
+
+    return RetryPolicy(sleep=sleep_then_pace)
 
 
 def artifact_key(prefix: str, identifier: str) -> str:

@@ -49,6 +49,15 @@ class VeniceSettings(PrefectBaseSettings):
         ),
     )
 
+    queue_rate_limit: str | None = Field(
+        default=None,
+        description=(
+            "Name of a Prefect global concurrency limit with slot decay that paces "
+            "/video/queue calls across runs (e.g. 'venice-queue' at 40/min: 1 slot, decay "
+            "0.67/s); unset: no shared pacing."
+        ),
+    )
+
     def poll_policy(self) -> PollPolicy:
         """Return the core PollPolicy built from these settings."""
         return PollPolicy(

@@ -37,7 +37,8 @@ from prefect_venice.polling import WaitClock
 from prefect_venice.tasks._support import (
     ProgressReporter,
     emit_video_event,
-    pace_retrieve,
+    pace,
+    paced_retry_policy,
     queue_cache_key,
     retry_if_retryable,
 )
@@ -117,9 +118,17 @@ def queue_video(credentials: VeniceCredentials, request: QueueRequest, slot: int
     run on purpose. No Prefect retries: the client already retries the 429 and
     500 answers that mean no job was created, and anything else (a timeout after
     sending, for one) may have created a job.
+
+    When the PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT setting names a global
+    rate limit, every /video/queue request (retries included) first takes a slot of
+    it, so all workers together stay inside Venice's 40 queue calls a minute.
     """
     logger = get_run_logger()
-    with credentials.get_client() as client:
+    limit = VeniceSettings().queue_rate_limit
+    # One slot per /video/queue request: this one, and any the client retries after a
+    # 429 or 500 (those retries go through the policy's sleep).
+    with credentials.get_client(retry=paced_retry_policy(limit)) as client:
+        pace(limit)
         job = client.queue(request, validate=False)
     link = job.download_url.get_secret_value() if job.download_url else None
     logger.info(
@@ -174,9 +183,9 @@ def wait_for_video(
         policy=settings.poll_policy(),
         on_progress=reporter,
     )
-    with credentials.get_client() as client:
+    with credentials.get_client(retry=paced_retry_policy(settings.retrieve_rate_limit)) as client:
         while True:
-            pace_retrieve(settings.retrieve_rate_limit)
+            pace(settings.retrieve_rate_limit)
             answer = client.retrieve(job, staged)
             if not isinstance(answer, Processing):
                 break
