@@ -11,7 +11,13 @@ from prefect.logging import get_run_logger
 
 from prefect_venice.errors import BudgetExceededError
 from prefect_venice.flows.request import VideoRequest
-from prefect_venice.flows.video import format_usd, load_credentials, staging_dir_for
+from prefect_venice.flows.video import (
+    check_before_queueing,
+    failure_after_queueing,
+    format_usd,
+    load_credentials,
+    staging_dir_for,
+)
 from prefect_venice.models import QueuedJob
 from prefect_venice.tasks import (
     VideoResult,
@@ -56,6 +62,7 @@ def generate_videos(
     queue_requests = [request.to_queue_request() for request in requests]
     for queue_request in queue_requests:
         validate_video_request(credentials, queue_request)
+    check_before_queueing(requests)
     quotes = [quote_video(credentials, queue_request).usd for queue_request in queue_requests]
     total = sum(quotes)
     over_own = [
@@ -143,25 +150,33 @@ def _raise_first_failure(
     chains: list[tuple[PrefectFuture[QueuedJob], PrefectFuture[Any], PrefectFuture[VideoResult]]],
     requests: list[VideoRequest],
 ) -> None:
-    """Wait for every video; if any failed, emit its event and raise the first task's own error.
+    """Wait for every video; if any failed, emit its event and raise the first failure.
 
     A task whose upstream failed never runs, so its future holds no useful error;
-    the first failed step of each chain does.
+    the first failed step of each chain does. A failure after its job was queued
+    is raised as JobFailedAfterQueueError naming the paid queue_id.
     """
-    first: PrefectFuture[Any] | None = None
+    first: tuple[PrefectFuture[Any], QueuedJob | None] | None = None
     for (job, ready, saved), request in zip(chains, requests, strict=True):
         for step in (job, ready, saved):
             step.wait()
             if step.state.is_completed():
                 continue
-            queue_id = job.result().queue_id if job.state.is_completed() else None
+            queued = job.result() if job.state.is_completed() else None
             emit_video_event(
                 "venice.video.failed",
                 model=request.model,
-                queue_id=queue_id,
+                queue_id=queued.queue_id if queued else None,
                 payload={"error": step.state.message or step.state.name},
             )
-            first = first or step
+            first = first or (step, queued)
             break
-    if first is not None:
-        first.result()  # raises the failed task's exception, with its message
+    if first is None:
+        return
+    step, queued = first
+    try:
+        step.result()  # raises the failed task's exception, with its message
+    except Exception as exc:
+        if queued is None:
+            raise
+        raise failure_after_queueing(queued, exc) from exc

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.concurrency.sync import rate_limit
 from prefect.logging import get_run_logger
 
 from prefect_venice._redact import redact_url
 from prefect_venice.blocks.credentials import VeniceCredentials
-from prefect_venice.errors import BudgetExceededError
+from prefect_venice.errors import BudgetExceededError, JobFailedAfterQueueError, VeniceError
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.models import QueuedJob
 from prefect_venice.tasks import (
@@ -24,9 +25,17 @@ from prefect_venice.tasks import (
     wait_for_video,
 )
 from prefect_venice.tasks._support import emit_video_event
+from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.video import STAGING_DIR_NAME
+from prefect_venice.tasks.video import _load_writable_file_system as load_storage_block
 
-__all__ = ["SUMMARY_ARTIFACT_KEY", "format_usd", "generate_video"]
+__all__ = [
+    "SUMMARY_ARTIFACT_KEY",
+    "check_before_queueing",
+    "failure_after_queueing",
+    "format_usd",
+    "generate_video",
+]
 
 SUMMARY_ARTIFACT_KEY = "venice-video-summary"
 
@@ -57,6 +66,7 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     credentials = load_credentials(credentials_block)
     queue_request = request.to_queue_request()
     validate_video_request(credentials, queue_request)
+    check_before_queueing([request])
     quote = quote_video(credentials, queue_request)
     if request.max_usd is not None and quote.usd > request.max_usd:
         emit_video_event(
@@ -94,6 +104,8 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
             queue_id=job.queue_id,
             payload={"error": type(exc).__name__},
         )
+        if isinstance(exc, Exception):
+            raise failure_after_queueing(job, exc) from exc
         raise
     result = result.model_copy(update={"cost_usd": quote.usd})
 
@@ -127,6 +139,33 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     )
     logger.info("Video %s saved at %s (%d bytes).", job.queue_id, result.path, result.size_bytes)
     return result
+
+
+def check_before_queueing(requests: list[VideoRequest]) -> None:
+    """Fail now on settings that would otherwise fail only after the paid call.
+
+    Loads each storage block (it must exist and be writable) and, if a retrieve
+    rate limit is set, takes one slot of it (strict: a missing limit raises).
+    """
+    for block in {request.storage_block for request in requests if request.storage_block}:
+        load_storage_block(block)
+    limit = VeniceSettings().retrieve_rate_limit
+    if limit:
+        rate_limit(limit, occupy=1, strict=True)
+
+
+def failure_after_queueing(job: QueuedJob, error: Exception) -> JobFailedAfterQueueError:
+    """Name the paid job in the failure, so the run's message tells how to resume it.
+
+    The queue answer is stored under the flow run, so a retry of this run polls
+    the same job instead of paying again.
+    """
+    return JobFailedAfterQueueError(
+        f"Video {job.queue_id} ({job.model}) was queued and paid for, then failed with "
+        f"{type(error).__name__}: {error}",
+        queue_id=job.queue_id,
+        retryable=isinstance(error, VeniceError) and error.retryable,
+    )
 
 
 def load_credentials(name: str) -> VeniceCredentials:

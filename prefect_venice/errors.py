@@ -16,6 +16,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidRequestError",
     "InvalidVideoError",
+    "JobFailedAfterQueueError",
     "LinkGoneError",
     "NetworkError",
     "NotFoundError",
@@ -145,6 +146,12 @@ class VideoLinkMissingError(CallerError):
         "Pass the job exactly as returned by queue() (its download_url is only sent once); "
         "without it this video cannot be fetched."
     )
+
+
+class JobFailedAfterQueueError(VeniceError):
+    """A job was queued and paid for, then a later step (wait, save, ...) failed."""
+
+    action = "Retry this flow run: it resumes the same job without paying again."
 
 
 class WaitTimeoutError(CallerError):

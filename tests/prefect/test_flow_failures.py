@@ -144,3 +144,44 @@ def test_final_api_errors_fail_at_once_without_retries(
     assert ledger["calls"].get("queue", 0) == (0 if setup == "bad-key" else 1)
     assert ledger["calls"].get("retrieve", 0) == 0
     assert ledger["charged_usd_total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("storage_block", "expected"),
+    [
+        ("no-slash-here", "<block-type-slug>/<block-name>"),
+        ("local-file-system/no-such-block", "no-such-block"),
+    ],
+)
+def test_a_bad_storage_block_fails_before_anything_is_queued(
+    emulator: Emulator, credentials_block: str, output_dir: Path, storage_block: str, expected: str
+) -> None:
+    request = text_request(output_dir, storage_block=storage_block)
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_failed()
+    assert expected in (state.message or "")
+    assert emulator.ledger()["calls"].get("queue", 0) == 0
+
+
+def test_a_failure_after_queueing_names_the_paid_job_so_it_can_be_resumed(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_gone(staged: Path, final: Path) -> None:
+        raise OSError("disk went away (injected)")
+
+    monkeypatch.setattr(video_tasks, "_move_into_place", disk_gone)
+
+    state = generate_video(
+        request=text_request(output_dir), credentials_block=credentials_block, return_state=True
+    )
+
+    assert state.is_failed()
+    (queue_id,) = emulator.ledger()["jobs"]
+    assert queue_id in (state.message or "")
+    assert "disk went away" in (state.message or "")
+    assert "retry this flow run" in (state.message or "").lower()

@@ -100,3 +100,47 @@ def test_a_missing_rate_limit_fails_loudly_instead_of_running_unpaced(
     assert state.is_failed()
     assert "no-such-limit" in (state.message or "")
     assert emulator.ledger()["calls"].get("retrieve", 0) == 0
+    assert emulator.ledger()["calls"].get("queue", 0) == 0, "a misspelt limit cost a video"
+
+
+def test_a_bad_storage_block_fails_the_batch_before_anything_is_queued(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    requests = [
+        request.model_copy(update={"storage_block": "no-slash-here"})
+        for request in takes(output_dir, 2)
+    ]
+
+    state = generate_videos(
+        requests=requests, max_usd=5.0, credentials_block=credentials_block, return_state=True
+    )
+
+    assert state.is_failed()
+    assert "<block-type-slug>/<block-name>" in (state.message or "")
+    assert emulator.ledger()["calls"].get("queue", 0) == 0
+
+
+def test_a_failure_after_queueing_names_the_paid_job(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect_venice.tasks import video as video_tasks
+
+    def disk_gone(staged: Path, final: Path) -> None:
+        raise OSError("disk went away (injected)")
+
+    monkeypatch.setattr(video_tasks, "_move_into_place", disk_gone)
+
+    state = generate_videos(
+        requests=takes(output_dir, 1),
+        max_usd=5.0,
+        credentials_block=credentials_block,
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    (queue_id,) = emulator.ledger()["jobs"]
+    assert queue_id in (state.message or "")
+    assert "disk went away" in (state.message or "")
