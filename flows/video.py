@@ -6,7 +6,6 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.concurrency.sync import rate_limit
 from prefect.logging import get_run_logger
 
 from prefect_venice._redact import redact_url
@@ -24,7 +23,7 @@ from prefect_venice.tasks import (
     validate_video_request,
     wait_for_video,
 )
-from prefect_venice.tasks._support import emit_video_event
+from prefect_venice.tasks._support import check_rate_limit, emit_video_event
 from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.video import STAGING_DIR_NAME
 from prefect_venice.tasks.video import _load_writable_file_system as load_storage_block
@@ -144,14 +143,16 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
 def check_before_queueing(requests: list[VideoRequest]) -> None:
     """Fail now on settings that would otherwise fail only after the paid call.
 
-    Loads each storage block (it must exist and be writable) and, if a retrieve
-    rate limit is set, takes one slot of it (strict: a missing limit raises).
+    Loads each storage block (it must exist and be writable) and checks that the
+    rate limits named in the settings exist.
     """
     for block in {request.storage_block for request in requests if request.storage_block}:
         load_storage_block(block)
-    limit = VeniceSettings().retrieve_rate_limit
-    if limit:
-        rate_limit(limit, occupy=1, strict=True)
+    settings = VeniceSettings()
+    check_rate_limit(settings.queue_rate_limit, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT")
+    check_rate_limit(
+        settings.retrieve_rate_limit, "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT"
+    )
 
 
 def failure_after_queueing(job: QueuedJob, error: Exception) -> JobFailedAfterQueueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from typing import Any
@@ -10,18 +11,21 @@ from uuid import UUID
 
 from prefect import Task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.sync import rate_limit
 from prefect.context import TaskRunContext
 from prefect.events import emit_event
+from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
 
-from prefect_venice.errors import VeniceError
+from prefect_venice.errors import InvalidRequestError, VeniceError
 from prefect_venice.models import Progress, QueueRequest
 from prefect_venice.retry import RetryPolicy
 
 __all__ = [
     "ProgressReporter",
+    "check_rate_limit",
     "emit_video_event",
     "pace",
     "paced_retry_policy",
@@ -73,6 +77,27 @@ def pace(limit_name: str | None) -> None:
     """
     if limit_name:
         rate_limit(limit_name, occupy=1, strict=True)
+
+
+def check_rate_limit(limit_name: str | None, setting: str) -> None:
+    """Fail unless the named global rate limit exists and decays (takes no slot).
+
+    Flows call it before the paid call, so a misspelt limit costs nothing.
+    """
+    if not limit_name:
+        return
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+        except ObjectNotFound:
+            limit = None
+    if limit is None or not limit.slot_decay_per_second:
+        problem = "does not exist" if limit is None else "has no slot decay, so it is no rate limit"
+        raise InvalidRequestError(
+            f"{setting} names the global concurrency limit {limit_name!r}, which {problem}. "
+            f"Create it (prefect gcl create {limit_name} --limit 2 --slot-decay-per-second 2) "
+            "or unset the setting."
+        )
 
 
 def paced_retry_policy(limit_name: str | None) -> RetryPolicy:
@@ -159,8 +184,19 @@ def emit_video_event(
 
     The video (by queue id) is the primary resource and its model a related one;
     Prefect adds the current flow and task run as related resources itself.
+    Best effort: a failing event never fails the step, which may just have paid
+    for a job whose answer is not stored yet.
     """
     resource_id = f"venice.video.{queue_id}" if queue_id else f"venice.model.{model}"
+    try:
+        _emit(name, resource_id, model, queue_id, payload or {})
+    except Exception as exc:
+        logging.getLogger(__name__).warning("Event %s was not emitted: %r", name, exc)
+
+
+def _emit(
+    name: str, resource_id: str, model: str, queue_id: str | None, payload: dict[str, Any]
+) -> None:
     emit_event(
         event=name,
         resource={
@@ -175,5 +211,5 @@ def emit_video_event(
                 "prefect.resource.name": model,
             }
         ],
-        payload=payload or {},
+        payload=payload,
     )

@@ -185,3 +185,24 @@ def test_a_failure_after_queueing_names_the_paid_job_so_it_can_be_resumed(
     assert queue_id in (state.message or "")
     assert "disk went away" in (state.message or "")
     assert "retry this flow run" in (state.message or "").lower()
+
+
+def test_a_failing_event_emitter_does_not_lose_the_paid_job(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect_venice.tasks import _support
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("events are down (injected)")
+
+    monkeypatch.setattr(_support, "emit_event", broken)
+
+    state = generate_video.with_options(retries=1, retry_delay_seconds=0)(
+        request=text_request(output_dir), credentials_block=credentials_block, return_state=True
+    )
+
+    assert state.is_completed(), state.message
+    assert emulator.ledger()["calls"]["queue"] == 1
