@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -14,7 +14,7 @@ from ._base import DEFAULT_BASE_URL
 from .client import VeniceClient
 from .errors import BudgetExceededError, VeniceError
 from .media import to_data_url
-from .models import Progress, QueueRequest
+from .models import Progress, QueuedJob, QueueRequest, VideoSaved
 from .polling import PollPolicy
 
 __all__ = ["main"]
@@ -105,22 +105,37 @@ def _generate(args: argparse.Namespace) -> int:
             )
         job = client.queue(request, validate=False)
         say(f"queued {job.queue_id}")
-
-        def report(progress: Progress) -> None:
-            if progress.fraction is not None:
-                say(f"  {progress.fraction:4.0%} after {progress.elapsed_seconds:.0f} s")
-
-        output = Path(args.output)
-        output.mkdir(parents=True, exist_ok=True)
-        saved = client.wait_for_video(
-            job, output / f"{job.queue_id}.mp4", max_wait_seconds=args.max_wait, on_progress=report
-        )
-        if job.download_url is not None:
-            client.revoke(job.download_url)
-        client.complete(job)
-        say(f"saved {saved.size_bytes} bytes, sha256 {saved.sha256}")
+        try:
+            saved = _wait_and_clean_up(client, job, args, say)
+        except BaseException:
+            # Even with --quiet: the job is paid for, and its id is how to find it again.
+            print(
+                f"note: job {job.queue_id} ({job.model}) was queued and paid for; "
+                "keep its queue_id to fetch the video without paying again.",
+                file=sys.stderr,
+            )
+            raise
     print(saved.path)
     return 0
+
+
+def _wait_and_clean_up(
+    client: VeniceClient, job: QueuedJob, args: argparse.Namespace, say: Callable[[str], None]
+) -> VideoSaved:
+    def report(progress: Progress) -> None:
+        if progress.fraction is not None:
+            say(f"  {progress.fraction:4.0%} after {progress.elapsed_seconds:.0f} s")
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    saved = client.wait_for_video(
+        job, output / f"{job.queue_id}.mp4", max_wait_seconds=args.max_wait, on_progress=report
+    )
+    if job.download_url is not None:
+        client.revoke(job.download_url)
+    client.complete(job)
+    say(f"saved {saved.size_bytes} bytes, sha256 {saved.sha256}")
+    return saved
 
 
 def main(argv: Sequence[str] | None = None) -> int:

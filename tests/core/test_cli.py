@@ -83,3 +83,23 @@ def test_importing_the_core_does_not_import_prefect() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_an_interrupt_after_queueing_still_names_the_paid_job(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from prefect_venice.client import VeniceClient
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    monkeypatch.setattr(VeniceClient, "wait_for_video", interrupted)
+
+    assert generate(emulator, tmp_path, "--quiet") == 130
+
+    (queue_id,) = emulator.ledger()["jobs"]
+    assert queue_id in capsys.readouterr().err
