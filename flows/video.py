@@ -159,11 +159,28 @@ def failure_after_queueing(job: QueuedJob, error: Exception) -> JobFailedAfterQu
     """Name the paid job in the failure, so the run's message tells how to resume it.
 
     The queue answer is stored under the flow run, so a retry of this run polls
-    the same job instead of paying again.
+    the same job instead of paying again (the error's action says so). Outside
+    Prefect, the client can wait for a public model's job by its queue id; a
+    private model's link lives only in the stored answer, and never in the message.
     """
+    detail = str(error)
+    if job.download_url is not None:
+        # The core keeps links out of its messages; this guards any other error's.
+        link = job.download_url.get_secret_value()
+        detail = detail.replace(link, redact_url(link))
+    if job.download_url is None:
+        elsewhere = (
+            "Outside Prefect, wait for it with the client: VeniceClient.wait_for_video("
+            f"QueuedJob(model={job.model!r}, queue_id={job.queue_id!r}), destination)."
+        )
+    else:
+        elsewhere = (
+            "This private model's download link is kept only in the run's stored queue "
+            "answer, so retrying the run is the way to fetch it."
+        )
     return JobFailedAfterQueueError(
         f"Video {job.queue_id} ({job.model}) was queued and paid for, then failed with "
-        f"{type(error).__name__}: {error}",
+        f"{type(error).__name__}: {detail.rstrip()} {elsewhere}",
         queue_id=job.queue_id,
         retryable=isinstance(error, VeniceError) and error.retryable,
     )

@@ -1,0 +1,84 @@
+"""A run that fails after the paid queue call says which job it was and how to resume it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from prefect_venice.blocks import VeniceCredentials
+from prefect_venice.emulator import Emulator, FaultConfig
+from prefect_venice.errors import JobFailedAfterQueueError, NetworkError, WaitTimeoutError
+from prefect_venice.flows import VideoRequest, generate_video
+from prefect_venice.models import QueuedJob
+
+PRIVATE_MODEL = "grok-imagine-text-to-video-private"
+
+
+def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
+    emulator: Emulator, credentials_block: str, output_dir: Path, tmp_path: Path
+) -> None:
+    request = VideoRequest(
+        prompt="Fog rolling over a harbour",
+        aspect_ratio="16:9",
+        output_dir=str(output_dir),
+        max_wait_seconds=0.001,
+    )
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_failed()
+    message = state.message or ""
+    (queue_id,) = emulator.ledger()["jobs"]
+    assert queue_id in message
+    assert request.model in message
+    assert "retry this flow run" in message.lower()
+    assert "wait_for_video" in message
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, JobFailedAfterQueueError)
+    assert error.queue_id == queue_id
+    assert isinstance(error.__cause__, WaitTimeoutError)
+
+    # The message's own instructions work: the client resumes the same job, unpaid.
+    hint = re.search(r"QueuedJob\(model='([^']+)', queue_id='([^']+)'\)", message)
+    assert hint, message
+    job = QueuedJob(model=hint.group(1), queue_id=hint.group(2))
+    with VeniceCredentials.load(credentials_block).get_client() as client:
+        saved = client.wait_for_video(job, tmp_path / "resumed.mp4", max_wait_seconds=30)
+    assert saved.path.is_file()
+    assert emulator.ledger()["calls"]["queue"] == 1
+
+
+def test_a_private_models_failure_never_shows_its_link(
+    emulator_factory: Any,
+    output_dir: Path,
+    queued_jobs: list[QueuedJob],
+) -> None:
+    emulator = emulator_factory(faults=FaultConfig(drop_rate={"link_get": 1.0}))
+    VeniceCredentials(api_key=emulator.api_key, base_url=emulator.base_url).save(
+        "resume-private", overwrite=True
+    )
+    request = VideoRequest(
+        prompt="A lighthouse in a storm",
+        model=PRIVATE_MODEL,
+        duration="6s",
+        resolution="480p",
+        aspect_ratio="16:9",
+        output_dir=str(output_dir),
+    )
+
+    state = generate_video(request=request, credentials_block="resume-private", return_state=True)
+
+    assert state.is_failed()
+    message = state.message or ""
+    (job,) = queued_jobs
+    assert job.download_url is not None
+    link = job.download_url.get_secret_value()
+    assert job.queue_id in message
+    assert PRIVATE_MODEL in message
+    assert "retry this flow run" in message.lower()
+    assert link not in message
+    assert link.rsplit("/", 1)[-1] not in message, "the link's token leaked"
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, JobFailedAfterQueueError)
+    assert isinstance(error.__cause__, NetworkError)
