@@ -43,7 +43,9 @@ def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
     hint = re.search(r"QueuedJob\(model='([^']+)', queue_id='([^']+)'\)", message)
     assert hint, message
     job = QueuedJob(model=hint.group(1), queue_id=hint.group(2))
-    with VeniceCredentials.load(credentials_block).get_client() as client:
+    credentials = VeniceCredentials.load(credentials_block)
+    assert isinstance(credentials, VeniceCredentials)
+    with credentials.get_client() as client:
         saved = client.wait_for_video(job, tmp_path / "resumed.mp4", max_wait_seconds=30)
     assert saved.path.is_file()
     assert emulator.ledger()["calls"]["queue"] == 1

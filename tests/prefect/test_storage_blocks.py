@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
 
-import fsspec
+import fsspec  # type: ignore[import-untyped]
 import pytest
-from fsspec.implementations.local import LocalFileSystem as LocalDiskFileSystem
+from fsspec.implementations.local import (  # type: ignore[import-untyped]
+    LocalFileSystem as LocalDiskFileSystem,
+)
 from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
 
 from prefect_venice.blocks import VeniceCredentials
@@ -57,7 +60,7 @@ class BytesOnlyFileSystem(WritableFileSystem):
 
     folder: str
 
-    def read_path(self, path: str) -> bytes:
+    def read_path(self, path: str) -> bytes:  # type: ignore[override]
         return (Path(self.folder) / path).read_bytes()
 
     def write_path(self, path: str, content: bytes) -> str:  # type: ignore[override]
@@ -121,7 +124,7 @@ def test_local_block_on_another_file_system_is_copied_in_chunks_with_bounded_mem
     assert LARGE_VIDEO_BYTES > 500 * CHUNK_SIZE
 
 
-class DiskFileSystem(LocalDiskFileSystem):
+class DiskFileSystem(LocalDiskFileSystem):  # type: ignore[misc]
     """fsspec's local file system under its own URL scheme, `venice-disk://tmp/a/b` = /tmp/a/b.
 
     RemoteFileSystem refuses `file://` basepaths, and `memory://` keeps every written
@@ -181,7 +184,9 @@ def test_remote_block_on_memory_url_holds_the_whole_video(
     result = run_into_block(credentials, f"remote-file-system/{name}", "v.mp4")
 
     assert result.path == f"{basepath}/v.mp4"
-    stored = RemoteFileSystem.load(name).read_path("v.mp4")
+    block = RemoteFileSystem.load(name)
+    assert isinstance(block, RemoteFileSystem)
+    stored = block.read_path("v.mp4")
     assert isinstance(stored, bytes)
     assert len(stored) == result.size_bytes
     assert hashlib.sha256(stored).hexdigest() == result.sha256
@@ -199,7 +204,7 @@ def test_a_failed_remote_copy_leaves_no_partial_file(
         out.write(source.read(CHUNK_SIZE))
         raise OSError("connection to the store dropped (injected)")
 
-    monkeypatch.setattr(storage_module.shutil, "copyfileobj", copy_then_fail)
+    monkeypatch.setattr(shutil, "copyfileobj", copy_then_fail)
 
     with pytest.raises(OSError, match="injected"):
         storage_module.save_to_block(block, "v.mp4", staged, logger=logging.getLogger("test"))
