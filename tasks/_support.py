@@ -14,7 +14,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.sync import rate_limit
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
@@ -66,7 +66,21 @@ def queue_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str 
         return None
     # The slot tells identical requests of one run apart (three takes of one prompt).
     slot = str(parameters.get("slot") or "0")
-    return f"venice-queue-{flow_run_id}-{slot}-{request_fingerprint(request)}"
+    return f"venice-queue-{_resume_anchor(flow_run_id)}-{slot}-{request_fingerprint(request)}"
+
+
+def _resume_anchor(flow_run_id: UUID) -> UUID:
+    """Return the id that stays the same when this flow run is run again.
+
+    A subflow that failed gets a NEW flow run when its parent is retried, but it
+    hangs off the same parent task run (Prefect finds that task run by its key),
+    so a subflow is anchored to its parent task run and a top-level run to itself.
+    """
+    flow_run_context = FlowRunContext.get()
+    flow_run = flow_run_context.flow_run if flow_run_context is not None else None
+    if flow_run is not None and flow_run.id == flow_run_id and flow_run.parent_task_run_id:
+        return flow_run.parent_task_run_id
+    return flow_run_id
 
 
 def pace(limit_name: str | None) -> None:

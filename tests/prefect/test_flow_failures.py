@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import venice_events
+from prefect import flow
 
 from prefect_venice.emulator import Emulator, FaultConfig
 from prefect_venice.flows import VideoRequest, generate_video
@@ -206,3 +207,38 @@ def test_a_failing_event_emitter_does_not_lose_the_paid_job(
 
     assert state.is_completed(), state.message
     assert emulator.ledger()["calls"]["queue"] == 1
+
+
+def test_retried_parent_flow_resumes_its_subflows_job(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failed subflow gets a new flow run when its parent is retried (as the daily
+    # deployment's flow calls generate_video); the stored queue answer must still be found.
+    real_move = video_tasks._move_into_place
+    failures: list[Path] = []
+
+    def fail_once(staged: Path, final: Path) -> None:
+        if not failures:
+            failures.append(final)
+            raise OSError("disk went away (injected)")
+        real_move(staged, final)
+
+    monkeypatch.setattr(video_tasks, "_move_into_place", fail_once)
+
+    @flow(retries=1, retry_delay_seconds=0)
+    def parent() -> str:
+        result = generate_video(
+            request=text_request(output_dir), credentials_block=credentials_block
+        )
+        return result.queue_id
+
+    state = parent(return_state=True)
+
+    assert state.is_completed(), state.message
+    assert failures, "the injected failure never happened"
+    ledger = emulator.ledger()
+    assert ledger["calls"]["queue"] == 1
+    assert list(ledger["jobs"]) == [state.result()]
