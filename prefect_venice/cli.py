@@ -1,23 +1,66 @@
-"""The `prefect-venice` console script: run the emulator, or generate one video end to end."""
+"""The `prefect-venice` console script: run the emulator, generate one video, or resume one."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ._base import DEFAULT_BASE_URL
 from .client import VeniceClient
-from .errors import BudgetExceededError, VeniceError
+from .errors import BudgetExceededError, VeniceError, VideoLinkMissingError
 from .media import to_data_url
 from .models import Progress, QueuedJob, QueueRequest, VideoSaved
 from .polling import PollPolicy
 
-__all__ = ["main"]
+__all__ = ["DOWNLOAD_URL_ENV", "main", "resume_command"]
+
+#: Where `prefect-venice wait` reads a private model's download_url: a bearer secret
+#: that must not sit in a command line (shell history, `ps`).
+DOWNLOAD_URL_ENV = "VENICE_DOWNLOAD_URL"
+
+Say = Callable[[str], None]
+
+
+class _UsageError(Exception):
+    """The command line or environment is incomplete; nothing was sent."""
+
+
+def resume_command(
+    model: str, queue_id: str, output: str = "DIR", base_url: str | None = None
+) -> str:
+    """Return the shell command that fetches a queued public job without paying again.
+
+    `output` is quoted for the shell unless it is the placeholder "DIR"; base_url is
+    named only when it differs from the real API.
+    """
+    parts = ["prefect-venice", "wait", "--model", model, "--queue-id", queue_id, "--output"]
+    command = shlex.join(parts) + " " + (output if output == "DIR" else shlex.quote(output))
+    if base_url is not None and base_url != DEFAULT_BASE_URL:
+        command += f" --base-url {shlex.quote(base_url)}"
+    return command
+
+
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that waits for, saves and cleans up a video."""
+    parser.add_argument("--output", default=".", help="directory for the MP4 (default: .)")
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("VENICE_BASE_URL", DEFAULT_BASE_URL),
+        help="API base URL (default: $VENICE_BASE_URL or the real API)",
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=1800.0, help="seconds to wait (default 1800)"
+    )
+    parser.add_argument(
+        "--min-poll-interval", type=float, default=3.0, help="shortest pause between polls, s"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the MP4 path")
 
 
 def _generate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,20 +83,32 @@ def _generate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     gen.add_argument("--negative-prompt")
     gen.add_argument("--audio", choices=("on", "off"), help="only for audio-configurable models")
     gen.add_argument("--image", help="image for image-to-video: a local file or an http(s) URL")
-    gen.add_argument("--output", default=".", help="directory for the MP4 (default: .)")
-    gen.add_argument(
-        "--base-url",
-        default=os.environ.get("VENICE_BASE_URL", DEFAULT_BASE_URL),
-        help="API base URL (default: $VENICE_BASE_URL or the real API)",
-    )
     gen.add_argument("--max-usd", type=float, help="refuse to queue if the quote is higher")
-    gen.add_argument(
-        "--max-wait", type=float, default=1800.0, help="seconds to wait (default 1800)"
+    _add_wait_options(gen)
+    gen.set_defaults(run=_generate, keep_on_venice=False)
+
+
+def _wait_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wait = sub.add_parser(
+        "wait",
+        help="wait for and save a video that is already queued (no new charge)",
+        description=(
+            "Resume a queued job: poll it by its queue id (nothing is queued or paid), save "
+            "the MP4, then clean up on Venice unless --keep-on-venice. The API key is read "
+            f"from VENICE_API_KEY. A private model's download_url is a secret: pass it in "
+            f"{DOWNLOAD_URL_ENV}, never on the command line. The saved MP4's path is "
+            "printed last."
+        ),
     )
-    gen.add_argument(
-        "--min-poll-interval", type=float, default=3.0, help="shortest pause between polls, s"
+    wait.add_argument("--model", required=True, help="the model the job was queued with")
+    wait.add_argument("--queue-id", required=True, help="the queue_id of the paid job")
+    _add_wait_options(wait)
+    wait.add_argument(
+        "--keep-on-venice",
+        action="store_true",
+        help="leave the media (and a private link) on Venice after saving",
     )
-    gen.add_argument("--quiet", action="store_true", help="print only the MP4 path")
+    wait.set_defaults(run=_wait)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -67,6 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     _generate_parser(sub)
+    _wait_parser(sub)
     return parser
 
 
@@ -83,17 +139,25 @@ def _request_from(args: argparse.Namespace) -> QueueRequest:
     )
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _sayer(args: argparse.Namespace) -> Say:
     def say(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr)
 
+    return say
+
+
+def _client_from(args: argparse.Namespace) -> VeniceClient:
     api_key = os.environ.get("VENICE_API_KEY", "")
     if not api_key:
-        print("error: set VENICE_API_KEY to your Venice API key.", file=sys.stderr)
-        return 2
+        raise _UsageError("set VENICE_API_KEY to your Venice API key.")
     poll = PollPolicy(min_interval=args.min_poll_interval)
-    with VeniceClient(api_key, base_url=args.base_url, poll=poll) as client:
+    return VeniceClient(api_key, base_url=args.base_url, poll=poll)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    say = _sayer(args)
+    with _client_from(args) as client:
         request = _request_from(args)
         model = client.validate(request)
         quote = client.quote(request, validate=False)
@@ -109,9 +173,38 @@ def _generate(args: argparse.Namespace) -> int:
             saved = _wait_and_clean_up(client, job, args, say)
         except BaseException:
             # Even with --quiet: the job is paid for, and its id is how to find it again.
+            print(_paid_job_note(job, args), file=sys.stderr)
+            raise
+    print(saved.path)
+    return 0
+
+
+def _paid_job_note(job: QueuedJob, args: argparse.Namespace) -> str:
+    note = f"note: job {job.queue_id} ({job.model}) was queued and paid for; "
+    if job.download_url is None:
+        command = resume_command(job.model, job.queue_id, args.output, args.base_url)
+        return note + f"fetch it without paying again with: {command}"
+    # The link is never printed, so nothing outside this process can fetch the video.
+    return note + (
+        "its private download link was sent only once and is not shown, so this video "
+        "cannot be fetched again."
+    )
+
+
+def _wait(args: argparse.Namespace) -> int:
+    say = _sayer(args)
+    link = os.environ.get(DOWNLOAD_URL_ENV) or None
+    job = QueuedJob(
+        model=args.model,
+        queue_id=args.queue_id,
+        download_url=None if link is None else SecretStr(link),
+    )
+    with _client_from(args) as client:
+        try:
+            saved = _wait_and_clean_up(client, job, args, say)
+        except VideoLinkMissingError:
             print(
-                f"note: job {job.queue_id} ({job.model}) was queued and paid for; "
-                "keep its queue_id to fetch the video without paying again.",
+                f"note: a private model's job needs its download_url in {DOWNLOAD_URL_ENV}.",
                 file=sys.stderr,
             )
             raise
@@ -120,7 +213,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _wait_and_clean_up(
-    client: VeniceClient, job: QueuedJob, args: argparse.Namespace, say: Callable[[str], None]
+    client: VeniceClient, job: QueuedJob, args: argparse.Namespace, say: Say
 ) -> VideoSaved:
     def report(progress: Progress) -> None:
         if progress.fraction is not None:
@@ -131,9 +224,10 @@ def _wait_and_clean_up(
     saved = client.wait_for_video(
         job, output / f"{job.queue_id}.mp4", max_wait_seconds=args.max_wait, on_progress=report
     )
-    if job.download_url is not None:
-        client.revoke(job.download_url)
-    client.complete(job)
+    if not args.keep_on_venice:
+        if job.download_url is not None:
+            client.revoke(job.download_url)
+        client.complete(job)
     say(f"saved {saved.size_bytes} bytes, sha256 {saved.sha256}")
     return saved
 
@@ -146,8 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(args_list[1:])
     args = _build_parser().parse_args(args_list)
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return _generate(args)
+        return run(args)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except VeniceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import av
 import pytest
 
-from prefect_venice.cli import main
+from prefect_venice.cli import DOWNLOAD_URL_ENV, main
+from prefect_venice.client import VeniceClient
 from prefect_venice.emulator import Emulator
+from prefect_venice.models import QueuedJob, QueueRequest
 
 
 def generate(emulator: Emulator, output: Path, *extra: str) -> int:
@@ -91,8 +96,6 @@ def test_an_interrupt_after_queueing_still_names_the_paid_job(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from prefect_venice.client import VeniceClient
-
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
@@ -103,3 +106,157 @@ def test_an_interrupt_after_queueing_still_names_the_paid_job(
 
     (queue_id,) = emulator.ledger()["jobs"]
     assert queue_id in capsys.readouterr().err
+
+
+PRIVATE_MODEL = "grok-imagine-text-to-video-private"
+
+
+def queue_job(emulator: Emulator, model: str = "wan-2.5-preview-text-to-video") -> QueuedJob:
+    """Queue (and pay for) one job with the client, as a crashed run would have left it."""
+    private = model == PRIVATE_MODEL
+    request = QueueRequest(
+        model=model,
+        prompt="A gondola at sunset",
+        duration="6s" if private else "5s",
+        resolution="480p" if private else None,
+        aspect_ratio="16:9",
+    )
+    with VeniceClient(emulator.api_key, base_url=emulator.base_url) as client:
+        return client.queue(request)
+
+
+def wait(emulator: Emulator, job: QueuedJob, output: Path, *extra: str) -> int:
+    return main(
+        [
+            "wait",
+            "--model",
+            job.model,
+            "--queue-id",
+            job.queue_id,
+            "--base-url",
+            emulator.base_url,
+            "--output",
+            str(output),
+            "--min-poll-interval",
+            "0.01",
+            *extra,
+        ]
+    )
+
+
+def test_wait_saves_a_queued_job_without_queueing_again(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = queue_job(emulator)
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    assert wait(emulator, job, tmp_path) == 0
+
+    path = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert path == tmp_path / f"{job.queue_id}.mp4"
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).width > 0
+    ledger = emulator.ledger()
+    assert ledger["calls"]["queue"] == 1
+    assert ledger["jobs"][job.queue_id]["media_deleted"] is True  # /video/complete
+
+
+def test_wait_keep_on_venice_leaves_the_media(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = queue_job(emulator)
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    assert wait(emulator, job, tmp_path, "--quiet", "--keep-on-venice") == 0
+
+    assert (tmp_path / f"{job.queue_id}.mp4").is_file()
+    assert emulator.ledger()["jobs"][job.queue_id]["media_deleted"] is False
+    assert emulator.ledger()["calls"].get("complete", 0) == 0
+
+
+def test_wait_on_an_unknown_queue_id_fails_clearly(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    unknown = QueuedJob(model="wan-2.5-preview-text-to-video", queue_id="no-such-job")
+
+    assert wait(emulator, unknown, tmp_path) == 1
+
+    err = capsys.readouterr().err
+    assert "error:" in err
+    assert "no-such-job" in err
+    assert "404" in err
+    assert "check the model and queue_id" in err.lower()
+    assert list(tmp_path.iterdir()) == []
+    assert emulator.ledger()["calls"].get("queue", 0) == 0
+
+
+def test_wait_resumes_a_private_job_from_the_environment_without_echoing_its_link(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = queue_job(emulator, PRIVATE_MODEL)
+    assert job.download_url is not None
+    link = job.download_url.get_secret_value()
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    monkeypatch.setenv(DOWNLOAD_URL_ENV, link)
+
+    assert wait(emulator, job, tmp_path) == 0
+
+    out, err = capsys.readouterr()
+    path = Path(out.strip().splitlines()[-1])
+    assert path.read_bytes()[4:8] == b"ftyp"
+    assert emulator.ledger()["calls"]["queue"] == 1
+    for shown in (out, err):
+        assert link not in shown
+        assert link.rsplit("/", 1)[-1] not in shown, "the link's token leaked"
+
+
+def test_wait_on_a_private_job_without_its_link_fails_at_once(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = queue_job(emulator, PRIVATE_MODEL)
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    monkeypatch.delenv(DOWNLOAD_URL_ENV, raising=False)
+    bare = QueuedJob(model=job.model, queue_id=job.queue_id)
+
+    assert wait(emulator, bare, tmp_path, "--max-wait", "60") == 1
+
+    err = capsys.readouterr().err
+    assert "carries no download_url" in err  # the client's VideoLinkMissingError
+    assert DOWNLOAD_URL_ENV in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_names_the_wait_command_when_it_fails_after_queueing(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    assert generate(emulator, tmp_path, "--quiet", "--max-wait", "0.001") == 1
+
+    (queue_id,) = emulator.ledger()["jobs"]
+    err = capsys.readouterr().err
+    command = re.search(r"prefect-venice wait .*", err)
+    assert command, err
+    argv = shlex.split(command.group(0))[1:]
+    assert argv[argv.index("--queue-id") + 1] == queue_id
+
+    # Following the note fetches the same job, and nothing is paid again.
+    assert main([*argv, "--min-poll-interval", "0.01"]) == 0
+    assert (tmp_path / f"{queue_id}.mp4").is_file()
+    assert emulator.ledger()["calls"]["queue"] == 1
