@@ -83,24 +83,29 @@ def test_flaky_retrieve_and_complete_still_succeed_with_one_queue_call_each(
         assert Path(result.path).is_file()
 
 
-def test_retried_flow_run_resumes_the_same_job(
-    emulator: Emulator,
-    credentials_block: str,
-    output_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    prefect_api: Any,
-) -> None:
+@pytest.fixture
+def failures(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Make the first move of a saved video into place fail; lists the paths it failed."""
     real_move = video_tasks._move_into_place
-    failures: list[Path] = []
+    failed: list[Path] = []
 
     def fail_once(staged: Path, final: Path) -> None:
-        if not failures:
-            failures.append(final)
+        if not failed:
+            failed.append(final)
             raise OSError("disk went away (injected)")
         real_move(staged, final)
 
     monkeypatch.setattr(video_tasks, "_move_into_place", fail_once)
+    return failed
 
+
+def test_retried_flow_run_resumes_the_same_job(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    failures: list[Path],
+    prefect_api: Any,
+) -> None:
     state = generate_video.with_options(retries=1, retry_delay_seconds=0)(
         request=text_request(output_dir), credentials_block=credentials_block, return_state=True
     )
@@ -213,21 +218,10 @@ def test_retried_parent_flow_resumes_its_subflows_job(
     emulator: Emulator,
     credentials_block: str,
     output_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    failures: list[Path],
 ) -> None:
     # A failed subflow gets a new flow run when its parent is retried (as the daily
     # deployment's flow calls generate_video); the stored queue answer must still be found.
-    real_move = video_tasks._move_into_place
-    failures: list[Path] = []
-
-    def fail_once(staged: Path, final: Path) -> None:
-        if not failures:
-            failures.append(final)
-            raise OSError("disk went away (injected)")
-        real_move(staged, final)
-
-    monkeypatch.setattr(video_tasks, "_move_into_place", fail_once)
-
     @flow(retries=1, retry_delay_seconds=0)
     def parent() -> str:
         result = generate_video(
