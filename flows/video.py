@@ -10,6 +10,7 @@ from prefect.logging import get_run_logger
 
 from prefect_venice._redact import redact_url
 from prefect_venice.blocks.credentials import VeniceCredentials
+from prefect_venice.cli import DOWNLOAD_URL_ENV, resume_command
 from prefect_venice.errors import BudgetExceededError, JobFailedAfterQueueError, VeniceError
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.models import QueuedJob
@@ -160,8 +161,9 @@ def failure_after_queueing(job: QueuedJob, error: Exception) -> JobFailedAfterQu
 
     The queue answer is stored under the flow run, so a retry of this run polls
     the same job instead of paying again (the error's action says so). Outside
-    Prefect, the client can wait for a public model's job by its queue id; a
-    private model's link lives only in the stored answer, and never in the message.
+    Prefect, `prefect-venice wait` or the client can wait for a public model's job by
+    its queue id; a private model's link lives only in the stored answer, and never
+    in the message.
     """
     detail = str(error)
     if job.download_url is not None:
@@ -170,13 +172,16 @@ def failure_after_queueing(job: QueuedJob, error: Exception) -> JobFailedAfterQu
         detail = detail.replace(link, redact_url(link))
     if job.download_url is None:
         elsewhere = (
-            "Outside Prefect, wait for it with the client: VeniceClient.wait_for_video("
+            "Outside Prefect, resume it from the shell (key in VENICE_API_KEY): "
+            f"{resume_command(job.model, job.queue_id)}; or from Python: "
+            "VeniceClient.wait_for_video("
             f"QueuedJob(model={job.model!r}, queue_id={job.queue_id!r}), destination)."
         )
     else:
         elsewhere = (
             "This private model's download link is kept only in the run's stored queue "
-            "answer, so retrying the run is the way to fetch it."
+            "answer, so retrying the run is the way to fetch it (`prefect-venice wait` "
+            f"needs that link in {DOWNLOAD_URL_ENV})."
         )
     return JobFailedAfterQueueError(
         f"Video {job.queue_id} ({job.model}) was queued and paid for, then failed with "

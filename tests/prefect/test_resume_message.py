@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from prefect_venice.blocks import VeniceCredentials
+from prefect_venice.cli import main
 from prefect_venice.emulator import Emulator, FaultConfig
 from prefect_venice.errors import JobFailedAfterQueueError, NetworkError, WaitTimeoutError
 from prefect_venice.flows import VideoRequest, generate_video
@@ -15,15 +19,20 @@ from prefect_venice.models import QueuedJob
 PRIVATE_MODEL = "grok-imagine-text-to-video-private"
 
 
-def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
-    emulator: Emulator, credentials_block: str, output_dir: Path, tmp_path: Path
-) -> None:
-    request = VideoRequest(
+def timing_out_request(output_dir: Path) -> VideoRequest:
+    """A public model's request that is queued (paid) and then gives up waiting at once."""
+    return VideoRequest(
         prompt="Fog rolling over a harbour",
         aspect_ratio="16:9",
         output_dir=str(output_dir),
         max_wait_seconds=0.001,
     )
+
+
+def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
+    emulator: Emulator, credentials_block: str, output_dir: Path, tmp_path: Path
+) -> None:
+    request = timing_out_request(output_dir)
 
     state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
 
@@ -48,6 +57,38 @@ def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
     with credentials.get_client() as client:
         saved = client.wait_for_video(job, tmp_path / "resumed.mp4", max_wait_seconds=30)
     assert saved.path.is_file()
+    assert emulator.ledger()["calls"]["queue"] == 1
+
+
+def test_the_shell_command_in_the_message_resumes_the_job_unpaid(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    request = timing_out_request(output_dir)
+
+    state = generate_video(request=request, credentials_block=credentials_block, return_state=True)
+
+    assert state.is_failed()
+    message = state.message or ""
+    hint = re.search(r"prefect-venice wait .*?--output DIR", message)
+    assert hint, message
+    argv = shlex.split(hint.group(0))[1:]
+    (queue_id,) = emulator.ledger()["jobs"]
+    assert argv[argv.index("--queue-id") + 1] == queue_id
+
+    # Followed as written (the user's own folder for DIR), against the emulator.
+    argv[argv.index("DIR")] = str(tmp_path)
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    status = main([*argv, "--base-url", emulator.base_url, "--min-poll-interval", "0.01"])
+
+    assert status == 0
+    saved = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert saved == tmp_path / f"{queue_id}.mp4"
+    assert saved.read_bytes()[4:8] == b"ftyp"
     assert emulator.ledger()["calls"]["queue"] == 1
 
 
@@ -79,6 +120,7 @@ def test_a_private_models_failure_never_shows_its_link(
     assert job.queue_id in message
     assert PRIVATE_MODEL in message
     assert "retry this flow run" in message.lower()
+    assert "VENICE_DOWNLOAD_URL" in message  # how `prefect-venice wait` takes the link
     assert link not in message
     assert link.rsplit("/", 1)[-1] not in message, "the link's token leaked"
     error = state.result(raise_on_failure=False)
