@@ -113,7 +113,7 @@ def error_from_response(
     message = server_message(response.content)
     cls = error_for_status(status)
     job = f" for job {queue_id}" if queue_id else ""
-    said = f": {message}" if message else ""
+    said = f": {message.rstrip('.')}" if message else ""
     text = f"Venice answered {status} to {_describe(endpoint, link)}{job}{said}."
     if endpoint == "queue" and status in (429, 500):
         text += " No job was created, so nothing was charged."

@@ -112,7 +112,10 @@ class BadRequestError(CallerError):
 class NotFoundError(CallerError):
     """404: the job or its media is unknown, expired or deleted."""
 
-    action = "Check the model and queue_id, or queue a new generation."
+    action = (
+        "Check the model and queue_id; media that expired or was deleted cannot be "
+        "fetched again."
+    )
 
 
 class ConsentRequiredError(CallerError):
