@@ -113,8 +113,7 @@ class NotFoundError(CallerError):
     """404: the job or its media is unknown, expired or deleted."""
 
     action = (
-        "Check the model and queue_id; media that expired or was deleted cannot be "
-        "fetched again."
+        "Check the model and queue_id; media that expired or was deleted cannot be fetched again."
     )
 
 
