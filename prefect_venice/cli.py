@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
+from . import journal
 from ._base import DEFAULT_BASE_URL
 from .client import VeniceClient
 from .errors import BudgetExceededError, VeniceError, VideoLinkMissingError
@@ -39,7 +40,11 @@ def resume_command(
     `output` is quoted for the shell unless it is the placeholder "DIR"; base_url is
     named only when it differs from the real API.
     """
-    parts = ["prefect-venice", "wait", "--model", model, "--queue-id", queue_id, "--output"]
+    return _wait_command(["--model", model, "--queue-id", queue_id], output, base_url)
+
+
+def _wait_command(selector: list[str], output: str, base_url: str | None) -> str:
+    parts = ["prefect-venice", "wait", *selector, "--output"]
     command = shlex.join(parts) + " " + (output if output == "DIR" else shlex.quote(output))
     if base_url is not None and base_url != DEFAULT_BASE_URL:
         command += f" --base-url {shlex.quote(base_url)}"
@@ -96,11 +101,15 @@ def _wait_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             "Resume a queued job: poll it by its queue id (nothing is queued or paid), save "
             "the MP4, then clean up on Venice unless --keep-on-venice. The API key is read "
             f"from VENICE_API_KEY. A private model's download_url is a secret: pass it in "
-            f"{DOWNLOAD_URL_ENV}, never on the command line. The saved MP4's path is "
-            "printed last."
+            f"{DOWNLOAD_URL_ENV}, never on the command line; without it, the link that "
+            "`generate` recorded in the job journal ($PREFECT_VENICE_HOME/jobs or "
+            "~/.prefect-venice/jobs) is used. The saved MP4's path is printed last."
         ),
     )
-    wait.add_argument("--model", required=True, help="the model the job was queued with")
+    wait.add_argument(
+        "--model",
+        help="the model the job was queued with (default: the one in the job journal)",
+    )
     wait.add_argument("--queue-id", required=True, help="the queue_id of the paid job")
     _add_wait_options(wait)
     wait.add_argument(
@@ -168,21 +177,41 @@ def _generate(args: argparse.Namespace) -> int:
                 "nothing was queued."
             )
         job = client.queue(request, validate=False)
+        recorded = _record(job, args)
         say(f"queued {job.queue_id}")
         try:
             saved = _wait_and_clean_up(client, job, args, say)
         except BaseException:
             # Even with --quiet: the job is paid for, and its id is how to find it again.
-            print(_paid_job_note(job, args), file=sys.stderr)
+            print(_paid_job_note(job, args, recorded), file=sys.stderr)
             raise
+    journal.forget(job.queue_id)
     print(saved.path)
     return 0
 
 
-def _paid_job_note(job: QueuedJob, args: argparse.Namespace) -> str:
+def _record(job: QueuedJob, args: argparse.Namespace) -> Path | None:
+    """Journal the queue answer at once: a private link is sent only this one time."""
+    try:
+        return journal.record(job, args.base_url)
+    except (OSError, journal.JournalError) as exc:
+        # Not fatal: the job is paid for and still in hand, so wait for it anyway.
+        print(
+            f"warning: could not record job {job.queue_id} in the journal: {exc}", file=sys.stderr
+        )
+        return None
+
+
+def _paid_job_note(job: QueuedJob, args: argparse.Namespace, recorded: Path | None) -> str:
     note = f"note: job {job.queue_id} ({job.model}) was queued and paid for; "
+    if recorded is not None:
+        note += f"it is recorded at {recorded}; "
     if job.download_url is None:
         command = resume_command(job.model, job.queue_id, args.output, args.base_url)
+        return note + f"fetch it without paying again with: {command}"
+    if recorded is not None:
+        # The link stays in the user-only journal file; the command needs no secret.
+        command = _wait_command(["--queue-id", job.queue_id], args.output, args.base_url)
         return note + f"fetch it without paying again with: {command}"
     # The link is never printed, so nothing outside this process can fetch the video.
     return note + (
@@ -193,21 +222,38 @@ def _paid_job_note(job: QueuedJob, args: argparse.Namespace) -> str:
 
 def _wait(args: argparse.Namespace) -> int:
     say = _sayer(args)
-    link = os.environ.get(DOWNLOAD_URL_ENV) or None
+    try:
+        entry = journal.load(args.queue_id)
+    except journal.JournalError as exc:
+        raise _UsageError(str(exc)) from None
+    model = args.model or (entry.model if entry is not None else None)
+    if model is None:
+        raise _UsageError(
+            f"--model is required: job {args.queue_id} is not in the job journal "
+            f"({journal.jobs_dir()})."
+        )
+    link = os.environ.get(DOWNLOAD_URL_ENV) or None  # the environment wins over the journal
     job = QueuedJob(
-        model=args.model,
+        model=model,
         queue_id=args.queue_id,
-        download_url=None if link is None else SecretStr(link),
+        download_url=SecretStr(link) if link else (entry.download_url if entry else None),
     )
     with _client_from(args) as client:
         try:
             saved = _wait_and_clean_up(client, job, args, say)
-        except VideoLinkMissingError:
-            print(
-                f"note: a private model's job needs its download_url in {DOWNLOAD_URL_ENV}.",
-                file=sys.stderr,
-            )
+        except BaseException as exc:
+            if isinstance(exc, VideoLinkMissingError):
+                print(
+                    f"note: a private model's job needs its download_url in {DOWNLOAD_URL_ENV}.",
+                    file=sys.stderr,
+                )
+            if entry is not None:
+                print(
+                    f"note: job {job.queue_id} is still recorded at {entry.path}.", file=sys.stderr
+                )
             raise
+    if entry is not None and not args.keep_on_venice:
+        journal.forget(job.queue_id)  # saved and cleaned up: nothing left to fetch
     print(saved.path)
     return 0
 

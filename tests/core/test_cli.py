@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import av
 import pytest
+from pydantic import SecretStr
 
+from prefect_venice import journal
 from prefect_venice.cli import DOWNLOAD_URL_ENV, main
 from prefect_venice.client import VeniceClient
 from prefect_venice.emulator import Emulator
 from prefect_venice.models import QueuedJob, QueueRequest
+
+
+@pytest.fixture(autouse=True)
+def venice_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep every CLI test's job journal under tmp_path, never in the real home."""
+    home = tmp_path / "venice-home"
+    monkeypatch.setenv("PREFECT_VENICE_HOME", str(home))
+    return home
 
 
 def generate(emulator: Emulator, output: Path, *extra: str) -> int:
@@ -193,7 +205,7 @@ def test_wait_on_an_unknown_queue_id_fails_clearly(
     assert "no-such-job" in err
     assert "404" in err
     assert "check the model and queue_id" in err.lower()
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["venice-home"])
     assert emulator.ledger()["calls"].get("queue", 0) == 0
 
 
@@ -236,7 +248,7 @@ def test_wait_on_a_private_job_without_its_link_fails_at_once(
     err = capsys.readouterr().err
     assert "carries no download_url" in err  # the client's VideoLinkMissingError
     assert DOWNLOAD_URL_ENV in err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] in ([], ["venice-home"])
 
 
 def test_generate_names_the_wait_command_when_it_fails_after_queueing(
@@ -260,3 +272,85 @@ def test_generate_names_the_wait_command_when_it_fails_after_queueing(
     assert main([*argv, "--min-poll-interval", "0.01"]) == 0
     assert (tmp_path / f"{queue_id}.mp4").is_file()
     assert emulator.ledger()["calls"]["queue"] == 1
+
+
+def test_an_interrupted_private_generate_journals_its_link_and_wait_fetches_it(
+    emulator: Emulator,
+    tmp_path: Path,
+    venice_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    monkeypatch.delenv(DOWNLOAD_URL_ENV, raising=False)
+    output = tmp_path / "videos"
+    private = ("--model", PRIVATE_MODEL, "--duration", "6s", "--resolution", "480p")
+
+    assert generate(emulator, output, *private, "--max-wait", "0.001") == 1
+
+    (queue_id,) = emulator.ledger()["jobs"]
+    entry = venice_home / "jobs" / f"{queue_id}.json"
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    recorded = json.loads(entry.read_text())
+    link = recorded["download_url"]
+    assert link.startswith(emulator.link_origin)
+    assert recorded["model"] == PRIVATE_MODEL
+    out, err = capsys.readouterr()
+    assert str(entry) in err
+    for shown in (out, err):
+        assert link not in shown
+        assert link.rsplit("/", 1)[-1] not in shown, "the link's token leaked"
+
+    resume = ["wait", "--queue-id", queue_id, "--base-url", emulator.base_url]
+    status = main([*resume, "--output", str(output), "--min-poll-interval", "0.01"])
+
+    assert status == 0
+    path = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    with av.open(str(path)) as container:
+        assert next(container.decode(video=0)).width > 0
+    assert emulator.ledger()["calls"]["queue"] == 1
+    assert not entry.exists()
+
+
+def test_a_successful_generate_leaves_no_journal_entry_in_a_private_directory(
+    emulator: Emulator, tmp_path: Path, venice_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    private = ("--model", PRIVATE_MODEL, "--duration", "6s", "--resolution", "480p")
+
+    assert generate(emulator, tmp_path / "videos", *private, "--quiet") == 0
+
+    jobs = venice_home / "jobs"
+    assert stat.S_IMODE(jobs.stat().st_mode) == 0o700
+    assert list(jobs.iterdir()) == []
+
+
+def test_wait_without_model_or_journal_entry_fails_before_any_call(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    status = main(["wait", "--queue-id", "not-recorded", "--base-url", emulator.base_url])
+
+    assert status == 2
+    assert "--model is required" in capsys.readouterr().err
+    assert emulator.ledger()["calls"] == {}
+
+
+def test_the_environment_link_wins_over_the_journal(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = queue_job(emulator, PRIVATE_MODEL)
+    assert job.download_url is not None
+    stale = job.model_copy(update={"download_url": SecretStr(emulator.link_origin + "/gone")})
+    journal.record(stale, emulator.base_url)
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    monkeypatch.setenv(DOWNLOAD_URL_ENV, job.download_url.get_secret_value())
+
+    assert wait(emulator, job, tmp_path / "videos", "--quiet") == 0
+
+    assert (tmp_path / "videos" / f"{job.queue_id}.mp4").is_file()
+    assert journal.load(job.queue_id) is None
