@@ -128,6 +128,9 @@ def queue_video(credentials: VeniceCredentials, request: QueueRequest, slot: int
     # One slot per /video/queue request: this one, and any the client retries after a
     # 429 or 500 (those retries go through the policy's sleep).
     with credentials.get_client(retry=paced_retry_policy(limit)) as client:
+        # Checked here too (free, against the cached catalogue): the task is public, and
+        # a flow that composes it may skip validate_video_request.
+        client.validate(request)
         pace(limit)
         job = client.queue(request, validate=False)
     link = job.download_url.get_secret_value() if job.download_url else None

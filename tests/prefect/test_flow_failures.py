@@ -236,3 +236,27 @@ def test_retried_parent_flow_resumes_its_subflows_job(
     ledger = emulator.ledger()
     assert ledger["calls"]["queue"] == 1
     assert list(ledger["jobs"]) == [state.result()]
+
+
+def test_queue_video_task_refuses_a_bad_request_before_paying(
+    emulator: Emulator, credentials_block: str
+) -> None:
+    from prefect_venice.blocks import VeniceCredentials
+    from prefect_venice.errors import InvalidRequestError
+    from prefect_venice.models import QueueRequest
+    from prefect_venice.tasks import queue_video
+
+    @flow
+    def composed() -> None:
+        # A user's own flow that skips validate_video_request.
+        request = QueueRequest(
+            model="wan-2.5-preview-text-to-video",
+            prompt="A harbour at dawn",
+            duration="7s",
+            aspect_ratio="16:9",
+        )
+        queue_video(VeniceCredentials.load(credentials_block), request)
+
+    with pytest.raises(InvalidRequestError, match="5s"):
+        composed()
+    assert emulator.ledger()["calls"].get("queue", 0) == 0
