@@ -255,7 +255,9 @@ def test_queue_video_task_refuses_a_bad_request_before_paying(
             duration="7s",
             aspect_ratio="16:9",
         )
-        queue_video(VeniceCredentials.load(credentials_block), request)
+        credentials = VeniceCredentials.load(credentials_block)
+        assert isinstance(credentials, VeniceCredentials)
+        queue_video(credentials, request)
 
     with pytest.raises(InvalidRequestError, match="5s"):
         composed()
