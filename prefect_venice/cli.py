@@ -56,8 +56,11 @@ def _add_wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=".", help="directory for the MP4 (default: .)")
     parser.add_argument(
         "--base-url",
-        default=os.environ.get("VENICE_BASE_URL", DEFAULT_BASE_URL),
-        help="API base URL (default: $VENICE_BASE_URL or the real API)",
+        default=None,
+        help=(
+            "API base URL (default: $VENICE_BASE_URL; for wait, then the job journal's; "
+            "else the real API)"
+        ),
     )
     parser.add_argument(
         "--max-wait", type=float, default=1800.0, help="seconds to wait (default 1800)"
@@ -164,7 +167,13 @@ def _client_from(args: argparse.Namespace) -> VeniceClient:
     return VeniceClient(api_key, base_url=args.base_url, poll=poll)
 
 
+def _base_url(given: str | None, recorded: str | None = None) -> str:
+    """Pick the API: --base-url, else $VENICE_BASE_URL, else the journal's, else Venice."""
+    return given or os.environ.get("VENICE_BASE_URL") or recorded or DEFAULT_BASE_URL
+
+
 def _generate(args: argparse.Namespace) -> int:
+    args.base_url = _base_url(args.base_url)
     say = _sayer(args)
     with _client_from(args) as client:
         request = _request_from(args)
@@ -232,6 +241,8 @@ def _wait(args: argparse.Namespace) -> int:
             f"--model is required: job {args.queue_id} is not in the job journal "
             f"({journal.jobs_dir()})."
         )
+    # The job goes back to the API that queued it, unless told otherwise.
+    args.base_url = _base_url(args.base_url, entry.base_url if entry is not None else None)
     link = os.environ.get(DOWNLOAD_URL_ENV) or None  # the environment wins over the journal
     job = QueuedJob(
         model=model,

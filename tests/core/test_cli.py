@@ -301,7 +301,9 @@ def test_an_interrupted_private_generate_journals_its_link_and_wait_fetches_it(
         assert link not in shown
         assert link.rsplit("/", 1)[-1] not in shown, "the link's token leaked"
 
-    resume = ["wait", "--queue-id", queue_id, "--base-url", emulator.base_url]
+    # No --model, no --base-url, no link: the journal says which API, model and link.
+    monkeypatch.delenv("VENICE_BASE_URL", raising=False)
+    resume = ["wait", "--queue-id", queue_id]
     status = main([*resume, "--output", str(output), "--min-poll-interval", "0.01"])
 
     assert status == 0
