@@ -32,6 +32,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # The listen backlog. socketserver's default of 5 makes a burst of concurrent connects
+    # (a flow fanning out 100 tasks) overflow the accept queue: those clients stall or reset.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], service: VeniceService, role: str) -> None:
         handler = ApiHandler if role == "api" else LinkHandler
