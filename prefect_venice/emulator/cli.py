@@ -33,6 +33,17 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, float]:
     return table
 
 
+def _count(text: str) -> int:
+    """Parse a whole number of at least 0 (an argparse `type`)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 0")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of `prefect-venice emulator`."""
     parser = argparse.ArgumentParser(
@@ -60,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="create and charge the job, then drop the connection (outcome unknown)",
     )
+    add(
+        "--queue-drop-after-create-first",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="the same for the first N queue calls that create a job; later ones answer",
+    )
     add("--video-bytes", type=int, default=None, help="pad every video to N bytes")
     add("--max-body-bytes", type=int, default=25 * 1024 * 1024, help="413 above this size")
     add("--violation-word", action="append", help="prompt word that triggers 422 (repeatable)")
@@ -78,6 +96,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         drop_rate=_pairs(args.drop_rate, "--drop-rate"),
         latency=_pairs(args.latency, "--latency"),
         queue_drop_after_create_rate=args.queue_drop_after_create,
+        queue_drop_after_create_first=args.queue_drop_after_create_first,
     )
     return EmulatorConfig(
         host=args.host,

@@ -38,6 +38,9 @@ class FaultConfig:
     charged (the documented retryable case). `queue_drop_after_create_rate` is
     the opposite: the job is created and charged, then the connection is closed
     without an answer, so the client cannot know the outcome.
+    `queue_drop_after_create_first` does the same to the first N queue calls that
+    create a job (counted from the start, or from the last `configure_faults`),
+    deterministically; later ones answer normally (unless the rate drops them).
     """
 
     rate_500: Mapping[str, float] = field(default_factory=_rates)
@@ -46,6 +49,8 @@ class FaultConfig:
     drop_rate: Mapping[str, float] = field(default_factory=_rates)
     latency: Mapping[str, float] = field(default_factory=_rates)
     queue_drop_after_create_rate: float = 0.0
+    #: Drop the answer of the first N queue calls that create (and charge) a job.
+    queue_drop_after_create_first: int = 0
 
     @staticmethod
     def lookup(table: Mapping[str, float], endpoint: str) -> float:

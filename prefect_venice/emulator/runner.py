@@ -115,7 +115,10 @@ class Emulator:
         self.service.set_balance(usd)
 
     def configure_faults(self, faults: FaultConfig) -> None:
-        """Replace the injected faults; their random sequences restart from the seed."""
+        """Replace the injected faults; their random sequences restart from the seed.
+
+        The count behind `FaultConfig.queue_drop_after_create_first` restarts as well.
+        """
         self.service.configure_faults(faults)
 
     def reset_ledger(self) -> None:

@@ -113,6 +113,8 @@ class VeniceService:
         self._jobs: dict[str, Job] = {}
         self._links: dict[str, Job] = {}
         self._rngs: dict[str, random.Random] = {}
+        #: Jobs created since the faults were last set (for `queue_drop_after_create_first`).
+        self._created_under_faults = 0
         scale = config.time_scale
         self._windows = {
             "queue": FixedWindow(
@@ -188,10 +190,15 @@ class VeniceService:
             self.balance_usd = usd
 
     def configure_faults(self, faults: FaultConfig) -> None:
-        """Replace the fault settings; their generators start again from the seed."""
+        """Replace the fault settings; their generators start again from the seed.
+
+        The count behind `queue_drop_after_create_first` starts again too, so the next
+        N job-creating queue calls lose their answers.
+        """
         with self._lock:
             self.faults = faults
             self._rngs = {k: v for k, v in self._rngs.items() if not k.startswith("fault:")}
+            self._created_under_faults = 0
 
     def reset_ledger(self) -> None:
         """Forget all counts and charges (jobs, links and the balance stay)."""
@@ -354,7 +361,11 @@ class VeniceService:
             job.link_token = secrets.token_urlsafe(32)
             self._links[job.link_token] = job
             answer["download_url"] = self._link_url(job.link_token)
-        if self._chance("fault:queue-drop", self.faults.queue_drop_after_create_rate):
+        self._created_under_faults += 1
+        among_first = self._created_under_faults <= self.faults.queue_drop_after_create_first
+        if among_first or self._chance(
+            "fault:queue-drop", self.faults.queue_drop_after_create_rate
+        ):
             return Reply(200, answer, drop_without_answer=True)
         return Reply(200, answer)
 

@@ -55,6 +55,19 @@ def test_options_become_a_config() -> None:
     assert FaultConfig.lookup(config.faults.rate_503, "complete") == 0.1
 
 
+def test_queue_drop_after_create_first_becomes_a_fault() -> None:
+    args = build_parser().parse_args(["--queue-drop-after-create-first", "2"])
+    assert config_from_args(args).faults == FaultConfig(queue_drop_after_create_first=2)
+
+
+def test_queue_drop_after_create_first_refuses_a_negative_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--queue-drop-after-create-first", "-1"])
+    assert "below 0" in capsys.readouterr().err
+
+
 def test_unknown_endpoint_is_refused() -> None:
     args = build_parser().parse_args(["--fail-rate-500", "nowhere=1"])
     with pytest.raises(SystemExit, match="ENDPOINT"):

@@ -84,6 +84,58 @@ def test_queue_can_charge_then_drop_the_connection(emulator_factory: EmulatorFac
     assert ledger["statuses"]["queue"] == {"dropped": 1}
 
 
+def test_first_queue_call_charges_but_loses_its_answer(emulator_factory: EmulatorFactory) -> None:
+    emulator = emulator_factory(faults=FaultConfig(queue_drop_after_create_first=1))
+    with api(emulator) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post("/video/queue", json=queue_body())
+        ledger = emulator.ledger()
+        (record,) = ledger["jobs"].values()
+        assert record["charged_usd"] > 0
+        assert ledger["statuses"]["queue"] == {"dropped": 1}
+        second = client.post("/video/queue", json=queue_body())
+    assert second.status_code == 200
+    ledger = emulator.ledger()
+    assert len(ledger["jobs"]) == 2
+    assert second.json()["queue_id"] in ledger["jobs"]
+    assert ledger["statuses"]["queue"] == {"dropped": 1, "200": 1}
+
+
+def test_first_n_queue_calls_lose_their_answers(emulator_factory: EmulatorFactory) -> None:
+    emulator = emulator_factory(faults=FaultConfig(queue_drop_after_create_first=3))
+    outcomes: list[int | str] = []
+    with api(emulator) as client:
+        for _ in range(5):
+            try:
+                outcomes.append(client.post("/video/queue", json=queue_body()).status_code)
+            except httpx.RemoteProtocolError:
+                outcomes.append("dropped")
+    assert outcomes == ["dropped", "dropped", "dropped", 200, 200]
+    assert len(emulator.ledger()["jobs"]) == 5
+
+
+def test_refused_queue_calls_do_not_use_up_the_first_drops(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = emulator_factory(faults=FaultConfig(queue_drop_after_create_first=1))
+    with api(emulator) as client:
+        refused = client.post("/video/queue", json=queue_body(prompt="a forbidden scene"))
+        assert refused.status_code == 422
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post("/video/queue", json=queue_body())
+    assert emulator.ledger()["statuses"]["queue"] == {"422": 1, "dropped": 1}
+
+
+def test_configure_faults_aims_the_first_drops_at_the_next_calls(emulator: Emulator) -> None:
+    with api(emulator) as client:
+        queue(client)
+        emulator.configure_faults(FaultConfig(queue_drop_after_create_first=1))
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post("/video/queue", json=queue_body())
+        queue(client)
+    assert emulator.ledger()["statuses"]["queue"] == {"200": 2, "dropped": 1}
+
+
 def test_retrieve_video_can_drop_mid_body(emulator: Emulator) -> None:
     received = 0
     with api(emulator) as client:
