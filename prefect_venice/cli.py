@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from . import journal
+from . import generation
 from ._base import DEFAULT_BASE_URL
 from .client import VeniceClient
-from .errors import BudgetExceededError, VeniceError, VideoLinkMissingError
+from .errors import VeniceError, VideoLinkMissingError
+from .generation import DOWNLOAD_URL_ENV, LocalDestination, wait_command
+from .journal import JobJournal, JournalEntry, JournalError
 from .media import to_data_url
 from .models import Progress, QueuedJob, QueueRequest, VideoSaved
 from .polling import PollPolicy
 
 __all__ = ["DOWNLOAD_URL_ENV", "main", "resume_command"]
-
-#: Where `prefect-venice wait` reads a private model's download_url: a bearer secret
-#: that must not sit in a command line (shell history, `ps`).
-DOWNLOAD_URL_ENV = "VENICE_DOWNLOAD_URL"
 
 Say = Callable[[str], None]
 
@@ -40,15 +38,7 @@ def resume_command(
     `output` is quoted for the shell unless it is the placeholder "DIR"; base_url is
     named only when it differs from the real API.
     """
-    return _wait_command(["--model", model, "--queue-id", queue_id], output, base_url)
-
-
-def _wait_command(selector: list[str], output: str, base_url: str | None) -> str:
-    parts = ["prefect-venice", "wait", *selector, "--output"]
-    command = shlex.join(parts) + " " + (output if output == "DIR" else shlex.quote(output))
-    if base_url is not None and base_url != DEFAULT_BASE_URL:
-        command += f" --base-url {shlex.quote(base_url)}"
-    return command
+    return wait_command(["--model", model, "--queue-id", queue_id], output, base_url)
 
 
 def _add_wait_options(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +82,13 @@ def _generate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     gen.add_argument("--audio", choices=("on", "off"), help="only for audio-configurable models")
     gen.add_argument("--image", help="image for image-to-video: a local file or an http(s) URL")
     gen.add_argument("--max-usd", type=float, help="refuse to queue if the quote is higher")
+    gen.add_argument(
+        "--job-key",
+        help=(
+            "name this paid job: a rerun with the same key resumes it (or reports it saved) "
+            "instead of paying again"
+        ),
+    )
     _add_wait_options(gen)
     gen.set_defaults(run=_generate, keep_on_venice=False)
 
@@ -135,7 +132,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _generate_parser(sub)
     _wait_parser(sub)
+    _jobs_parser(sub)
     return parser
+
+
+def _jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs = sub.add_parser(
+        "jobs",
+        help="list the job journal, or forget one record",
+        description=(
+            "The job journal ($PREFECT_VENICE_HOME/jobs or ~/.prefect-venice/jobs) records each "
+            "paid job under its job key before the queue request is sent. `list` prints state, "
+            "key, model, queue id, time and saved path; `forget KEY` deletes a record, e.g. a "
+            "'sending' one after checking Venice's usage history that nothing was charged."
+        ),
+    )
+    jobs.add_argument("action", choices=("list", "forget"))
+    jobs.add_argument("key", nargs="?", help="the job key, for forget")
+    jobs.set_defaults(run=_jobs)
 
 
 def _request_from(args: argparse.Namespace) -> QueueRequest:
@@ -175,72 +189,67 @@ def _base_url(given: str | None, recorded: str | None = None) -> str:
 def _generate(args: argparse.Namespace) -> int:
     args.base_url = _base_url(args.base_url)
     say = _sayer(args)
+    # Everything that could fail after paying is checked first.
+    generation.check_money(args.max_usd, "--max-usd")
+    generation.check_wait(args.max_wait, "--max-wait")
+    destination = generation.prepare_local_destination(args.output)
+    journal = JobJournal()
+    key = args.job_key or f"cli-{uuid.uuid4().hex}"
     with _client_from(args) as client:
         request = _request_from(args)
         model = client.validate(request)
         quote = client.quote(request, validate=False)
-        say(f"{model.id}: quoted ${quote.usd:.4f}")
-        if args.max_usd is not None and quote.usd > args.max_usd:
-            raise BudgetExceededError(
-                f"The quote ${quote.usd:.4f} is above --max-usd ${args.max_usd:.4f}; "
-                "nothing was queued."
-            )
-        job = client.queue(request, validate=False)
-        recorded = _record(job, args)
-        say(f"queued {job.queue_id}")
+        say(f"{model.id}: quoted {generation.format_usd(quote.usd)}")
+        generation.check_budget(quote.usd, args.max_usd, subject=model.id)
+        job, entry = generation.queue_once(client, request, key=key, journal=journal)
+        if entry.state == "saved":
+            return _already_saved(entry)
+        say(f"queued {job.queue_id}" + (f" (job key {key})" if args.job_key else ""))
         try:
-            saved = _wait_and_clean_up(client, job, args, say)
+            saved = _wait_and_clean_up(client, job, args, say, destination, journal, key)
         except BaseException:
             # Even with --quiet: the job is paid for, and its id is how to find it again.
-            print(_paid_job_note(job, args, recorded), file=sys.stderr)
+            print(_paid_job_note(job, args, entry.path), file=sys.stderr)
             raise
-    journal.forget(job.queue_id)
+    if not args.job_key:
+        journal.forget(key)  # nothing can resume a key nobody knows
     print(saved.path)
     return 0
 
 
-def _record(job: QueuedJob, args: argparse.Namespace) -> Path | None:
-    """Journal the queue answer at once: a private link is sent only this one time."""
-    try:
-        return journal.record(job, args.base_url)
-    except (OSError, journal.JournalError) as exc:
-        # Not fatal: the job is paid for and still in hand, so wait for it anyway.
-        print(
-            f"warning: could not record job {job.queue_id} in the journal: {exc}", file=sys.stderr
-        )
-        return None
+def _already_saved(entry: JournalEntry) -> int:
+    where = (entry.saved or {}).get("path", "")
+    print(f"job {entry.key!r} was already saved; nothing was queued.", file=sys.stderr)
+    print(where)
+    return 0
 
 
-def _paid_job_note(job: QueuedJob, args: argparse.Namespace, recorded: Path | None) -> str:
+def _paid_job_note(job: QueuedJob, args: argparse.Namespace, recorded: Path) -> str:
     note = f"note: job {job.queue_id} ({job.model}) was queued and paid for; "
-    if recorded is not None:
-        note += f"it is recorded at {recorded}; "
+    note += f"it is recorded at {recorded}; "
     if job.download_url is None:
         command = resume_command(job.model, job.queue_id, args.output, args.base_url)
-        return note + f"fetch it without paying again with: {command}"
-    if recorded is not None:
+    else:
         # The link stays in the user-only journal file; the command needs no secret.
-        command = _wait_command(["--queue-id", job.queue_id], args.output, args.base_url)
-        return note + f"fetch it without paying again with: {command}"
-    # The link is never printed, so nothing outside this process can fetch the video.
-    return note + (
-        "its private download link was sent only once and is not shown, so this video "
-        "cannot be fetched again."
-    )
+        command = wait_command(["--queue-id", job.queue_id], args.output, args.base_url)
+    return note + f"fetch it without paying again with: {command}"
 
 
 def _wait(args: argparse.Namespace) -> int:
     say = _sayer(args)
+    generation.check_wait(args.max_wait, "--max-wait")
+    journal = JobJournal()
     try:
-        entry = journal.load(args.queue_id)
-    except journal.JournalError as exc:
+        entry = journal.find_queue_id(args.queue_id)
+    except JournalError as exc:
         raise _UsageError(str(exc)) from None
     model = args.model or (entry.model if entry is not None else None)
     if model is None:
         raise _UsageError(
             f"--model is required: job {args.queue_id} is not in the job journal "
-            f"({journal.jobs_dir()})."
+            f"({journal.directory})."
         )
+    destination = generation.prepare_local_destination(args.output)
     # The job goes back to the API that queued it, unless told otherwise.
     args.base_url = _base_url(args.base_url, entry.base_url if entry is not None else None)
     link = os.environ.get(DOWNLOAD_URL_ENV) or None  # the environment wins over the journal
@@ -249,9 +258,10 @@ def _wait(args: argparse.Namespace) -> int:
         queue_id=args.queue_id,
         download_url=SecretStr(link) if link else (entry.download_url if entry else None),
     )
+    key = entry.key if entry is not None else None
     with _client_from(args) as client:
         try:
-            saved = _wait_and_clean_up(client, job, args, say)
+            saved = _wait_and_clean_up(client, job, args, say, destination, journal, key)
         except BaseException as exc:
             if isinstance(exc, VideoLinkMissingError):
                 print(
@@ -263,30 +273,73 @@ def _wait(args: argparse.Namespace) -> int:
                     f"note: job {job.queue_id} is still recorded at {entry.path}.", file=sys.stderr
                 )
             raise
-    if entry is not None and not args.keep_on_venice:
-        journal.forget(job.queue_id)  # saved and cleaned up: nothing left to fetch
     print(saved.path)
     return 0
 
 
 def _wait_and_clean_up(
-    client: VeniceClient, job: QueuedJob, args: argparse.Namespace, say: Say
+    client: VeniceClient,
+    job: QueuedJob,
+    args: argparse.Namespace,
+    say: Say,
+    destination: LocalDestination,
+    journal: JobJournal,
+    key: str | None,
 ) -> VideoSaved:
     def report(progress: Progress) -> None:
         if progress.fraction is not None:
             say(f"  {progress.fraction:4.0%} after {progress.elapsed_seconds:.0f} s")
 
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    saved = client.wait_for_video(
-        job, output / f"{job.queue_id}.mp4", max_wait_seconds=args.max_wait, on_progress=report
-    )
-    if not args.keep_on_venice:
-        if job.download_url is not None:
-            client.revoke(job.download_url)
-        client.complete(job)
+    staged = destination.staging_dir / f"{job.queue_id}.mp4"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        saved = client.wait_for_video(
+            job, staged, max_wait_seconds=args.max_wait, on_progress=report
+        )
+        final = destination.place(saved.path, job.queue_id)
+    finally:
+        generation.remove_stale_staging(destination.staging_dir)  # no empty folder left
+    saved = saved.model_copy(update={"path": final})
+    if key is not None:
+        journal.saved(
+            key, {"path": str(final), "size_bytes": saved.size_bytes, "sha256": saved.sha256}
+        )
     say(f"saved {saved.size_bytes} bytes, sha256 {saved.sha256}")
+    if not args.keep_on_venice:
+        try:
+            generation.clean_up(client, job)
+        except VeniceError as exc:
+            # The video is saved; a failed clean-up is worth a warning, not a failure.
+            print(f"warning: clean-up of {job.queue_id} failed: {exc}", file=sys.stderr)
+            return saved
+        if key is not None:
+            journal.cleaned(key)  # the link is revoked: no secret stays at rest
     return saved
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    journal = JobJournal()
+    if args.action == "forget":
+        if not args.key:
+            raise _UsageError("jobs forget needs the job key (see `prefect-venice jobs list`).")
+        found = journal.forget(args.key)
+        print(f"{'forgot' if found else 'no record for'} job key {args.key!r}")
+        return 0 if found else 1
+    for entry in journal.entries():
+        saved = (entry.saved or {}).get("path", "")
+        print(
+            "\t".join(
+                [
+                    entry.state,
+                    entry.key,
+                    entry.model,
+                    entry.queue_id or "-",
+                    entry.created_at,
+                    saved,
+                ]
+            )
+        )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except VeniceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (JournalError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ValidationError as exc:

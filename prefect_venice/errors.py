@@ -12,6 +12,7 @@ __all__ = [
     "CallerError",
     "ConsentRequiredError",
     "ContentViolationError",
+    "DestinationError",
     "InputMediaError",
     "InsufficientBalanceError",
     "InvalidRequestError",
@@ -27,6 +28,7 @@ __all__ = [
     "ServerError",
     "ServiceError",
     "ServiceUnavailableError",
+    "UnconfirmedQueueError",
     "UnknownModelError",
     "VeniceError",
     "VideoLinkMissingError",
@@ -141,6 +143,12 @@ class ContentViolationError(CallerError):
     action = "Change the prompt or input media."
 
 
+class DestinationError(CallerError):
+    """Where the video should be saved cannot take it (checked before anything is paid)."""
+
+    action = "Choose another output folder, file name or storage key; nothing was charged."
+
+
 class VideoLinkMissingError(CallerError):
     """The job finished at a private link, but the queue answer's download_url is not at hand."""
 
@@ -239,6 +247,16 @@ class OutcomeUnknownError(NetworkError):
         "before re-queuing, or you may pay twice."
     )
     retryable = False
+
+
+class UnconfirmedQueueError(OutcomeUnknownError):
+    """An earlier attempt sent the paid queue request for this job key and recorded no answer."""
+
+    action = (
+        "Nothing was queued this time. Check Venice's usage history for a charge at the time "
+        "the message gives; if there is none, clear the record with "
+        "`prefect-venice jobs forget KEY` and run again."
+    )
 
 
 _STATUS_ERRORS: dict[int, type[VeniceError]] = {

@@ -1,14 +1,37 @@
-"""The CLI's job journal: each paid queue answer, kept in a user-only file until the job is done."""
+"""The job journal: one user-only record per paid job, written before the queue request is sent.
+
+Each record lives under a *job key* (a flow run, a scheduled slot, a name a script
+chose) and moves through three states:
+
+- ``sending``: the queue request is about to be sent or was sent, and no answer has
+  been recorded. Whoever finds it cannot know whether Venice created (and charged)
+  a job, so it must never queue again blindly.
+- ``queued``: Venice's answer is recorded (queue id, model, a private model's
+  one-time download link). A later attempt waits for this job instead of paying.
+- ``saved``: the MP4 is saved (path, size, SHA-256); once the clean-up has run the
+  link is removed from the record, so nothing secret stays at rest.
+
+Files are JSON, mode 0600, in a 0700 directory, written atomically (temporary file,
+fsync, rename); a claim is an ``O_EXCL`` create, so two processes racing for one key
+cannot both send. The directory is ``$PREFECT_VENICE_HOME/jobs`` (default
+``~/.prefect-venice/jobs``) unless a caller names another (a folder every worker
+shares, for instance).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -16,6 +39,8 @@ from .models import QueuedJob
 
 __all__ = [
     "HOME_ENV",
+    "JobJournal",
+    "JobState",
     "JournalEntry",
     "JournalError",
     "entry_path",
@@ -28,116 +53,300 @@ __all__ = [
 #: Overrides the prefect-venice home (default ~/.prefect-venice); entries live in its `jobs/`.
 HOME_ENV = "PREFECT_VENICE_HOME"
 
-# A queue id becomes a file name, so it must not be able to name anything outside jobs/.
+JobState = Literal["sending", "queued", "saved"]
+_STATES: tuple[JobState, ...] = ("sending", "queued", "saved")
+
+# A queue id is matched against these before it is trusted as anything.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+_MAX_KEY = 1000
 
 
 class JournalError(ValueError):
-    """A journal entry cannot be written or read (bad queue id, unreadable file)."""
+    """A journal entry cannot be written or read (bad key, unreadable file)."""
 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """One recorded queue answer: what `prefect-venice wait` needs to fetch the paid video."""
+    """One job's record: its key, its state and what is known of it so far."""
 
+    key: str
+    state: JobState
     model: str
-    queue_id: str
-    download_url: SecretStr | None
     base_url: str
     created_at: str
     path: Path
+    queue_id: str | None = None
+    download_url: SecretStr | None = None
+    sent_at: str | None = None
+    saved: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def job(self, model: str | None = None) -> QueuedJob:
-        """Return the queued job, optionally under another model id."""
+        """Return the queued job (state queued or saved), optionally under another model id."""
+        if self.queue_id is None:
+            raise JournalError(f"job {self.key!r} has no recorded queue answer.")
         return QueuedJob(
             model=model or self.model, queue_id=self.queue_id, download_url=self.download_url
         )
 
 
 def jobs_dir() -> Path:
-    """Return the journal directory: `$PREFECT_VENICE_HOME/jobs` or `~/.prefect-venice/jobs`."""
+    """Return the default journal folder: $PREFECT_VENICE_HOME/jobs or ~/.prefect-venice/jobs."""
     home = os.environ.get(HOME_ENV) or str(Path.home() / ".prefect-venice")
     return Path(home).expanduser() / "jobs"
 
 
-def entry_path(queue_id: str, directory: Path | None = None) -> Path:
-    """Return the file that holds `queue_id`'s entry; JournalError if the id is no file name."""
-    if not _SAFE_ID.fullmatch(queue_id):
-        raise JournalError(f"queue id {queue_id!r} cannot be used as a journal file name.")
-    return (directory or jobs_dir()) / f"{queue_id}.json"
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
 
 
-def _private_dir(directory: Path) -> Path:
-    # mkdir(parents=True) would give the parents the umask's mode, so each level is made here.
-    for level in reversed([directory, *directory.parents]):
-        if not level.exists():
-            level.mkdir(mode=0o700)
-    os.chmod(directory, 0o700)  # an existing jobs/ may have been made looser
-    return directory
+class JobJournal:
+    """The job records in one directory (see the module docstring for the states)."""
 
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory).expanduser() if directory else jobs_dir()
 
-def record(job: QueuedJob, base_url: str, directory: Path | None = None) -> Path:
-    """Write `job`'s queue answer to its journal file (mode 0600, atomic) and return the path.
+    def __repr__(self) -> str:
+        return f"JobJournal({str(self.directory)!r})"
 
-    The private download_url is written in plain text: keeping it is the point, and
-    the file and its directory are readable only by the user.
-    """
-    target = entry_path(job.queue_id, directory)
-    folder = _private_dir(target.parent)
-    link = job.download_url
-    body = {
-        "model": job.model,
-        "queue_id": job.queue_id,
-        "download_url": None if link is None else link.get_secret_value(),
-        "base_url": base_url,
-        "created_at": datetime.now(timezone.utc).isoformat(),
-    }
-    temporary = folder / f".{job.queue_id}.{secrets.token_hex(6)}.tmp"
-    # O_EXCL: never reuse (or follow a symlink at) an existing name; 0600 from the first byte.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(body, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return target
+    # Paths --------------------------------------------------------------------------
 
+    def path_for(self, key: str) -> Path:
+        """Return the file of `key`'s record (named by a hash: a key may hold any text)."""
+        if not key or len(key) > _MAX_KEY or "\x00" in key:
+            raise JournalError(
+                f"a job key must be 1 to {_MAX_KEY} characters without NUL (got {key[:40]!r})."
+            )
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+        return self.directory / f"{digest}.json"
 
-def load(queue_id: str, directory: Path | None = None) -> JournalEntry | None:
-    """Return the entry recorded for `queue_id`, or None if there is none."""
-    try:
-        path = entry_path(queue_id, directory)
-    except JournalError:
-        return None  # such an id was never recorded
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    def ensure_directory(self) -> Path:
+        """Create the directory (0700, each missing level) and tighten an existing one."""
+        for level in reversed([self.directory, *self.directory.parents]):
+            if not level.exists():
+                with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+                    level.mkdir(mode=0o700)
+        os.chmod(self.directory, 0o700)
+        return self.directory
+
+    # Reading ------------------------------------------------------------------------
+
+    def get(self, key: str) -> JournalEntry | None:
+        """Return `key`'s record, or None if there is none."""
+        return self._read(self.path_for(key))
+
+    def find_queue_id(self, queue_id: str) -> JournalEntry | None:
+        """Return the newest record whose queue answer has this queue id, or None."""
+        found: JournalEntry | None = None
+        for entry in self.entries():
+            if entry.queue_id == queue_id and (
+                found is None or entry.created_at > found.created_at
+            ):
+                found = entry
+        return found
+
+    def entries(self) -> Iterator[JournalEntry]:
+        """Yield every readable record in the directory (unreadable ones are skipped)."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                entry = self._read(path)
+            except JournalError:
+                continue
+            if entry is not None:
+                yield entry
+
+    def _read(self, path: Path) -> JournalEntry | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise JournalError(f"cannot read the job journal entry {path}: {exc}") from None
+        return _entry_from(data, path)
+
+    # Writing ------------------------------------------------------------------------
+
+    def claim(self, key: str, *, model: str, base_url: str, **extra: Any) -> JournalEntry | None:
+        """Record that the queue request for `key` is about to be sent.
+
+        Returns None when the claim is made, or the record that already holds the key
+        (the caller decides what it means). Atomic across processes: the file is
+        created with O_EXCL, so of two racing claims exactly one wins.
+        """
+        path = self.path_for(key)
+        self.ensure_directory()
+        body = {
+            "key": key,
+            "state": "sending",
+            "model": model,
+            "base_url": base_url,
+            "created_at": _now(),
+            "sent_at": _now(),
+            "extra": extra,
+        }
+        temporary = self._write_temporary(body)
+        try:
+            # link() refuses an existing name: the claim and its content appear together.
+            os.link(temporary, path)
+        except FileExistsError:
+            return self.get(key) or self._retry_claim(key, model=model, base_url=base_url, **extra)
+        finally:
+            temporary.unlink(missing_ok=True)
         return None
-    except (OSError, ValueError) as exc:
-        raise JournalError(f"cannot read the job journal entry {path}: {exc}") from None
-    fields = ("model", "queue_id", "base_url", "created_at")
+
+    def _retry_claim(self, key: str, **fields: Any) -> JournalEntry | None:
+        # The record vanished between link() and read (forgotten meanwhile): try once more.
+        time.sleep(0.01)
+        return self.claim(key, **fields)
+
+    def answered(self, key: str, job: QueuedJob) -> JournalEntry:
+        """Record Venice's queue answer for `key` (state queued); the link is kept, 0600."""
+        current = self.get(key)
+        body = _body_of(current) if current is not None else {"key": key, "created_at": _now()}
+        body.update(
+            state="queued",
+            model=job.model,
+            queue_id=job.queue_id,
+            download_url=None if job.download_url is None else job.download_url.get_secret_value(),
+            answered_at=_now(),
+        )
+        body.setdefault("base_url", "")
+        return self._replace(key, body)
+
+    def saved(self, key: str, result: dict[str, Any]) -> JournalEntry | None:
+        """Record that the MP4 is saved (state saved); the link stays until `cleaned`."""
+        current = self.get(key)
+        if current is None:
+            return None
+        body = _body_of(current)
+        body.update(state="saved", saved=result, saved_at=_now())
+        return self._replace(key, body)
+
+    def cleaned(self, key: str) -> JournalEntry | None:
+        """Drop the private link from a saved record: nothing secret stays at rest."""
+        current = self.get(key)
+        if current is None:
+            return None
+        body = _body_of(current)
+        body["download_url"] = None
+        body["cleaned_at"] = _now()
+        return self._replace(key, body)
+
+    def release(self, key: str) -> None:
+        """Delete a `sending` claim whose request surely created no job (a refusal, 429, 500)."""
+        current = self.get(key)
+        if current is not None and current.state == "sending":
+            self.path_for(key).unlink(missing_ok=True)
+
+    def forget(self, key: str) -> bool:
+        """Delete `key`'s record, whatever its state; True if there was one."""
+        path = self.path_for(key)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
+    def prune_saved(self, older_than_seconds: float) -> int:
+        """Delete saved records (they hold no secret) older than the given age; return how many."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for entry in list(self.entries()):
+            if entry.state == "saved" and entry.path.stat().st_mtime < cutoff:
+                entry.path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _replace(self, key: str, body: dict[str, Any]) -> JournalEntry:
+        path = self.path_for(key)
+        self.ensure_directory()
+        temporary = self._write_temporary(body)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        entry = _entry_from(body, path)
+        assert entry is not None
+        return entry
+
+    def _write_temporary(self, body: dict[str, Any]) -> Path:
+        temporary = self.directory / f".{secrets.token_hex(8)}.tmp"
+        # O_EXCL: never reuse (or follow a symlink at) an existing name; 0600 from the first byte.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(body, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return temporary
+
+
+def _entry_from(data: Any, path: Path) -> JournalEntry | None:
+    fields = ("key", "state", "model", "created_at")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in fields):
-        raise JournalError(f"the job journal entry {path} is not a recorded queue answer.")
+        raise JournalError(f"the job journal entry {path} is not a job record.")
+    if data["state"] not in _STATES:
+        raise JournalError(f"the job journal entry {path} has an unknown state {data['state']!r}.")
     link = data.get("download_url")
-    if link is not None and not isinstance(link, str):
-        raise JournalError(f"the job journal entry {path} has an unreadable download_url.")
+    queue_id = data.get("queue_id")
+    if (link is not None and not isinstance(link, str)) or (
+        queue_id is not None and not (isinstance(queue_id, str) and _SAFE_ID.fullmatch(queue_id))
+    ):
+        raise JournalError(f"the job journal entry {path} has an unreadable queue answer.")
+    saved = data.get("saved")
     return JournalEntry(
+        key=data["key"],
+        state=data["state"],
         model=data["model"],
-        queue_id=data["queue_id"],
-        download_url=None if link is None else SecretStr(link),
-        base_url=data["base_url"],
+        base_url=str(data.get("base_url") or ""),
         created_at=data["created_at"],
         path=path,
+        queue_id=queue_id,
+        download_url=None if link is None else SecretStr(link),
+        sent_at=data.get("sent_at"),
+        saved=saved if isinstance(saved, dict) else None,
+        extra=data.get("extra") if isinstance(data.get("extra"), dict) else {},
     )
 
 
+def _body_of(entry: JournalEntry) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(entry.path.read_text(encoding="utf-8"))
+    return body
+
+
+# The CLI's original entry points, keyed by queue id: kept for callers of the first API.
+
+
+def entry_path(queue_id: str, directory: Path | None = None) -> Path:
+    """Return the file of the record keyed `queue:<queue_id>`; JournalError for a bad id."""
+    if not _SAFE_ID.fullmatch(queue_id):
+        raise JournalError(f"queue id {queue_id!r} cannot name a journal entry.")
+    return JobJournal(directory).path_for(f"queue:{queue_id}")
+
+
+def record(job: QueuedJob, base_url: str, directory: Path | None = None) -> Path:
+    """Record an already-answered queue call under the key `queue:<queue_id>`; return the file."""
+    entry_path(job.queue_id, directory)  # refuses an id that is no file name
+    journal = JobJournal(directory)
+    key = f"queue:{job.queue_id}"
+    journal.claim(key, model=job.model, base_url=base_url)
+    return journal.answered(key, job).path
+
+
+def load(queue_id: str, directory: Path | None = None) -> JournalEntry | None:
+    """Return the newest record holding this queue id's answer, or None."""
+    if not _SAFE_ID.fullmatch(queue_id):
+        return None  # such an id was never recorded
+    return JobJournal(directory).find_queue_id(queue_id)
+
+
 def forget(queue_id: str, directory: Path | None = None) -> None:
-    """Delete `queue_id`'s entry, if any."""
-    try:
-        entry_path(queue_id, directory).unlink(missing_ok=True)
-    except JournalError:
-        return
+    """Delete every record holding this queue id's answer."""
+    journal = JobJournal(directory)
+    for entry in list(journal.entries()):
+        if entry.queue_id == queue_id:
+            entry.path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import re
 import shlex
 import stat
@@ -18,6 +19,8 @@ from prefect_venice import journal
 from prefect_venice.cli import DOWNLOAD_URL_ENV, main
 from prefect_venice.client import VeniceClient
 from prefect_venice.emulator import Emulator
+
+EmulatorFactory = Callable[..., Emulator]
 from prefect_venice.models import QueuedJob, QueueRequest
 
 
@@ -27,6 +30,12 @@ def venice_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "venice-home"
     monkeypatch.setenv("PREFECT_VENICE_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def slow_emulator(emulator_factory: EmulatorFactory) -> Emulator:
+    """An emulator whose jobs take several seconds, so a one-second wait gives up."""
+    return emulator_factory(job_duration_factor=12.0)
 
 
 def generate(emulator: Emulator, output: Path, *extra: str) -> int:
@@ -252,14 +261,15 @@ def test_wait_on_a_private_job_without_its_link_fails_at_once(
 
 
 def test_generate_names_the_wait_command_when_it_fails_after_queueing(
-    emulator: Emulator,
+    slow_emulator: Emulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    emulator = slow_emulator
     monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
 
-    assert generate(emulator, tmp_path, "--quiet", "--max-wait", "0.001") == 1
+    assert generate(emulator, tmp_path, "--quiet", "--max-wait", "1") == 1
 
     (queue_id,) = emulator.ledger()["jobs"]
     err = capsys.readouterr().err
@@ -275,21 +285,25 @@ def test_generate_names_the_wait_command_when_it_fails_after_queueing(
 
 
 def test_an_interrupted_private_generate_journals_its_link_and_wait_fetches_it(
-    emulator: Emulator,
+    slow_emulator: Emulator,
     tmp_path: Path,
     venice_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    emulator = slow_emulator
     monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
     monkeypatch.delenv(DOWNLOAD_URL_ENV, raising=False)
     output = tmp_path / "videos"
     private = ("--model", PRIVATE_MODEL, "--duration", "6s", "--resolution", "480p")
 
-    assert generate(emulator, output, *private, "--max-wait", "0.001") == 1
+    assert generate(emulator, output, *private, "--max-wait", "1") == 1
 
     (queue_id,) = emulator.ledger()["jobs"]
-    entry = venice_home / "jobs" / f"{queue_id}.json"
+    recorded_entry = journal.load(queue_id)
+    assert recorded_entry is not None and recorded_entry.state == "queued"
+    entry = recorded_entry.path
+    assert entry.parent == venice_home / "jobs"
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
     recorded = json.loads(entry.read_text())
     link = recorded["download_url"]
@@ -311,7 +325,11 @@ def test_an_interrupted_private_generate_journals_its_link_and_wait_fetches_it(
     with av.open(str(path)) as container:
         assert next(container.decode(video=0)).width > 0
     assert emulator.ledger()["calls"]["queue"] == 1
-    assert not entry.exists()
+    # Saved and cleaned up: the record stays (so nothing pays for this job again), the link not.
+    done = json.loads(entry.read_text())
+    assert done["state"] == "saved"
+    assert done["download_url"] is None
+    assert link not in entry.read_text()
 
 
 def test_a_successful_generate_leaves_no_journal_entry_in_a_private_directory(
@@ -355,4 +373,6 @@ def test_the_environment_link_wins_over_the_journal(
     assert wait(emulator, job, tmp_path / "videos", "--quiet") == 0
 
     assert (tmp_path / "videos" / f"{job.queue_id}.mp4").is_file()
-    assert journal.load(job.queue_id) is None
+    done = journal.load(job.queue_id)
+    assert done is not None and done.state == "saved"
+    assert done.download_url is None
