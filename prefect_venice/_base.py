@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -12,6 +13,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from ._redact import install_log_filter, redact, redact_url, register_secret
 from .download import CHUNK_SIZE, VideoWriter, resolve_destination
 from .errors import (
+    InvalidBaseURLError,
     InvalidVideoError,
     NetworkError,
     OutcomeUnknownError,
@@ -36,7 +38,7 @@ from .polling import PollPolicy
 from .retry import Endpoint, RetryPolicy
 from .validation import find_model, validate_request
 
-__all__ = ["DEFAULT_BASE_URL", "BaseVeniceClient"]
+__all__ = ["DEFAULT_BASE_URL", "BaseVeniceClient", "check_base_url"]
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
 DEFAULT_TIMEOUT = 30.0
@@ -145,6 +147,45 @@ def error_from_exception(
     )
 
 
+def without_userinfo(url: str) -> str:
+    """Return url with any `user:password@` in its authority replaced by a placeholder."""
+    scheme, sep, rest = url.partition("//")
+    if not sep:
+        scheme, rest = "", url
+    ends = [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0]
+    cut = min(ends, default=len(rest))
+    authority = rest[:cut]
+    if "@" in authority:
+        authority = "<credentials redacted>@" + authority.rsplit("@", 1)[1]
+    return scheme + sep + authority + rest[cut:]
+
+
+def check_base_url(base_url: str) -> str:
+    """Return base_url without a trailing slash, or raise InvalidBaseURLError.
+
+    The API root must be an absolute http(s) URL with a host. Anything else
+    (`ftp://x`, `localhost:8000`, an empty string) would only fail later as a
+    network error that retries for many seconds; the message shows the value
+    with any credentials in it redacted.
+    """
+    value = base_url.strip() if isinstance(base_url, str) else ""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        host = None
+    if host and parts.scheme.lower() in ("http", "https"):
+        return value.rstrip("/")
+    shown = redact(without_userinfo(str(base_url)))
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
+    raise InvalidBaseURLError(
+        f"base_url {shown!r} is not an absolute http(s) URL with a host "
+        "(scheme://host[:port]/path); nothing was sent."
+    )
+
+
 def content_type(response: httpx.Response) -> str:
     """Return the media type of an answer, lower-cased, without parameters."""
     value: str = response.headers.get("content-type", "")
@@ -178,7 +219,7 @@ class BaseVeniceClient:
         self._api_key = SecretStr(key)
         register_secret(key, kind="key")
         install_log_filter()
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url)
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
@@ -186,7 +227,7 @@ class BaseVeniceClient:
         self._models: list[VideoModel] | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+        return f"{type(self).__name__}(base_url={without_userinfo(self.base_url)!r})"
 
     # What the httpx clients are built from ------------------------------------
 

@@ -15,6 +15,7 @@ __all__ = [
     "DestinationError",
     "InputMediaError",
     "InsufficientBalanceError",
+    "InvalidBaseURLError",
     "InvalidRequestError",
     "InvalidVideoError",
     "JobFailedAfterQueueError",
@@ -79,6 +80,15 @@ class VeniceError(Exception):
 
 class CallerError(VeniceError):
     """The request itself is wrong; resending it unchanged will fail again."""
+
+
+class InvalidBaseURLError(CallerError):
+    """The client's base_url is not an absolute http(s) URL with a host (nothing was sent)."""
+
+    action = (
+        "Pass the API root as an absolute URL, such as https://api.venice.ai/api/v1 "
+        "(or the local emulator's base_url)."
+    )
 
 
 class InvalidRequestError(CallerError):
