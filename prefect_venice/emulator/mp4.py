@@ -186,22 +186,35 @@ class VideoFile:
     header: bytes
     size: int
 
-    def chunks(self) -> Iterator[bytes]:
-        """Yield the whole file in pieces; the padding is never allocated in one piece."""
-        yield self.header
+    def chunks(self, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """Yield bytes `start` up to `stop` (exclusive; default: the end) of the file in pieces.
+
+        The padding is never allocated in one piece, whatever the range: a part that
+        starts deep inside it costs no more memory than the whole file does.
+        """
+        end = self.size if stop is None else min(stop, self.size)
+        start = max(start, 0)
+        at = 0
+        for piece in (self.header, self._free_box_head()):
+            piece_end = at + len(piece)
+            if start < piece_end and at < end:
+                # A whole piece slices to itself: no copy on a full download.
+                yield piece[max(start - at, 0) : min(end, piece_end) - at]
+            at = piece_end
+        left = end - max(start, at)
+        while left > 0:
+            size = min(left, _CHUNK)
+            yield _ZEROS if size == _CHUNK else _ZEROS[:size]
+            left -= size
+
+    def _free_box_head(self) -> bytes:
+        """Return the size and type of the `free` box that pads the file (empty if none)."""
         padding = self.size - len(self.header)
         if padding <= 0:
-            return
+            return b""
         if padding < 2**32:
-            yield struct.pack(">I", padding) + b"free"
-            left = padding - 8
-        else:
-            yield struct.pack(">I", 1) + b"free" + struct.pack(">Q", padding)
-            left = padding - 16
-        while left > 0:
-            piece = min(left, _CHUNK)
-            yield _ZEROS if piece == _CHUNK else _ZEROS[:piece]
-            left -= piece
+            return struct.pack(">I", padding) + b"free"
+        return struct.pack(">I", 1) + b"free" + struct.pack(">Q", padding)
 
 
 def make_video(

@@ -154,13 +154,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_video(self, reply: Reply) -> None:
         assert reply.video is not None
+        start, stop = 0, reply.video.size
+        if reply.part is not None:
+            start, stop = reply.part[0], reply.part[1] + 1
         self.send_response(reply.status)
-        self.send_header("Content-Length", str(reply.video.size))
+        self.send_header("Content-Length", str(stop - start))
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
         sent = 0
-        chunks = reply.video.chunks()
+        chunks = reply.video.chunks(start, stop)
         chunk = next(chunks, None)
         while chunk is not None:
             following = next(chunks, None)
@@ -256,4 +259,6 @@ class LinkHandler(_Handler):
         if delay > 0:
             time.sleep(delay)
         token = path[len(LINK_PREFIX) :]
-        self._send(service.link(self.command, token, self.headers.get("Authorization")))
+        authorization = self.headers.get("Authorization")
+        range_header = self.headers.get("Range") if self.command == "GET" else None
+        self._send(service.link(self.command, token, authorization, range_header))

@@ -45,6 +45,8 @@ class Reply:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     video: VideoFile | None = None
+    #: Send only bytes `first` to `last` (inclusive) of `video`: a 206 partial answer.
+    part: tuple[int, int] | None = None
     #: Close the connection after this many body bytes (a dropped download).
     drop_at: int | None = None
     #: Close the connection without answering at all.
@@ -55,6 +57,41 @@ class Reply:
     def json_bytes(self) -> bytes:
         """Encode the JSON body."""
         return json.dumps(self.body if self.body is not None else {}).encode()
+
+
+class RangeNotSatisfiable(Exception):
+    """A `Range` header that asks only for bytes past the end of the file (416)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Return the (first, last) byte, inclusive, that a `Range` header asks of `size` bytes.
+
+    Understands one range in the forms `bytes=START-`, `bytes=START-END` and
+    `bytes=-SUFFIX`. None means "send the whole file": no header, another unit, several
+    ranges or bad syntax, all of which a server may ignore (RFC 9110, 14.2). Raises
+    `RangeNotSatisfiable` when the range starts at or past the end.
+    """
+    if header is None:
+        return None
+    unit, sep, spec = header.strip().partition("=")
+    if not sep or unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    first_text, last_text = first_text.strip(), last_text.strip()
+    if not dash or not (first_text + last_text).isdigit():
+        return None
+    if not first_text:
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable
+        return max(size - suffix, 0), size - 1
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None
+    if first >= size:
+        raise RangeNotSatisfiable
+    last = size - 1 if not last_text else min(int(last_text), size - 1)
+    return first, last
 
 
 def error(status: int, message: str, **extra: Any) -> Reply:
@@ -475,16 +512,24 @@ class VeniceService:
 
     # -- the private-link origin ---------------------------------------------------------
 
-    def link(self, method: str, token: str, authorization: str | None) -> Reply:
-        """Answer a GET or DELETE on a private download link."""
+    def link(
+        self, method: str, token: str, authorization: str | None, range_header: str | None = None
+    ) -> Reply:
+        """Answer a GET or DELETE on a private download link.
+
+        `range_header` is the GET's `Range` header: a satisfiable one is answered 206 with
+        that part only, one past the end 416. Every GET counts against `link_max_gets`.
+        """
         endpoint = "link_get" if method == "GET" else "link_delete"
         with self._lock:
             self.ledger.call(endpoint)
-            reply = self._link(endpoint, token, authorization)
+            reply = self._link(endpoint, token, authorization, range_header)
             self.ledger.status(endpoint, reply.status)
             return reply
 
-    def _link(self, endpoint: str, token: str, authorization: str | None) -> Reply:
+    def _link(
+        self, endpoint: str, token: str, authorization: str | None, range_header: str | None
+    ) -> Reply:
         job = self._links.get(token)
         record = self.ledger.job(job.queue_id, job.model.id) if job else None
         if record is not None and endpoint == "link_get":
@@ -523,9 +568,24 @@ class VeniceService:
         if not self._observe(job, now):
             return error(404, "The video is not ready yet")
         video = self._video(job)
-        reply = Reply(200, video=video, headers={"Content-Type": "video/mp4"})
+        try:
+            part = byte_range(range_header, video.size)
+        except RangeNotSatisfiable:
+            reply = error(416, f"The range is past the end of the {video.size}-byte file")
+            reply.headers["Content-Range"] = f"bytes */{video.size}"
+            return reply
+        headers = {"Content-Type": "video/mp4", "Accept-Ranges": "bytes"}
+        if part is None:
+            reply = Reply(200, video=video, headers=headers)
+            length = video.size
+        else:
+            first, last = part
+            headers["Content-Range"] = f"bytes {first}-{last}/{video.size}"
+            reply = Reply(206, video=video, headers=headers, part=part)
+            length = last - first + 1
         if self._chance(
             "fault:drop:link_get", FaultConfig.lookup(self.faults.drop_rate, "link_get")
         ):
-            reply.drop_at = video.size // 2
+            # Cut in the middle of what this answer sends, whole file or part.
+            reply.drop_at = length // 2
         return reply

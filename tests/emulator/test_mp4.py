@@ -62,6 +62,32 @@ def test_padding_is_streamed_in_small_pieces() -> None:
     assert max(len(chunk) for chunk in video.chunks()) <= max(len(video.header), 64 * 1024)
 
 
+@pytest.mark.parametrize(
+    ("start", "stop"),
+    [(0, None), (7, 20), (-1, 5), ("header-2", "header+12"), ("header+8", None), (0, 10**12)],
+)
+def test_a_part_streams_the_same_bytes_as_slicing_the_whole(
+    start: int | str, stop: int | str | None
+) -> None:
+    video = mp4.make_video(2, "480p", "16:9", size=300_000)
+    whole = b"".join(video.chunks())
+
+    def at(place: int | str) -> int:
+        if isinstance(place, int):
+            return place
+        return len(video.header) + int(place.removeprefix("header"))
+
+    first, end = at(start), None if stop is None else at(stop)
+    assert b"".join(video.chunks(first, end)) == whole[max(first, 0) : end]
+
+
+def test_a_part_deep_in_the_padding_is_streamed_in_small_pieces() -> None:
+    video = mp4.make_video(10, "1080p", "16:9")
+    pieces = list(video.chunks(video.size - 1_000_000))
+    assert sum(len(piece) for piece in pieces) == 1_000_000
+    assert max(len(piece) for piece in pieces) <= 64 * 1024
+
+
 def test_explicit_size_is_exact() -> None:
     video = mp4.make_video(5, "720p", "16:9", size=3_000_000)
     data = b"".join(video.chunks())
