@@ -14,8 +14,9 @@ Defaults worth knowing (all in `EmulatorConfig`): API key `emulator-key`; balanc
 25 MB answer 413; `/video/queue` allows 40 and `/video/retrieve` 120 requests
 a minute per key; more than 20 failed requests within 30 s block the key for
 30 s; a private link serves 5 GETs and lives 24 h. Every emulated period
-(jobs, windows, lockout, link lifetime) is multiplied by `time_scale`; the
-times the emulator reports are real. The models are in `catalog.CATALOG`;
+(jobs, windows, lockout, link lifetime) is multiplied by `time_scale` (the
+windows and the lockout not under `real_time_limits=True`); the times the
+emulator reports are real. The models are in `catalog.CATALOG`;
 `seedance-2-0-text-to-video-basic` answers 409 `needs_consent` unless
 `consents.seedance` confirms all three attestations.
 """

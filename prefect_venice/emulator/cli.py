@@ -14,7 +14,8 @@ from .runner import Emulator
 _EPILOG = f"""\
 ENDPOINT is one of {", ".join(ENDPOINTS)} or * (all). Rates are between 0 and 1.
 Every emulated period (job durations, rate-limit windows, lockout, link lifetime)
-is multiplied by --time-scale; reported times are real. A prompt containing
+is multiplied by --time-scale (the windows and the lockout not with
+--real-time-limits); reported times are real. A prompt containing
 {", ".join(repr(w) for w in DEFAULT_VIOLATION_WORDS)} is refused with 422 unless
 --violation-word is given. An injected 500 on queue creates no job.
 """
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--link-lifetime", type=float, default=86400.0, help="link lifetime, emulated seconds")
     add("--no-rate-limits", action="store_true", help="switch off per-key rate limits")
     add("--no-lockout", action="store_true", help="switch off the failed-request lockout")
+    add(
+        "--real-time-limits",
+        action="store_true",
+        help="keep rate-limit windows and the lockout in real seconds under --time-scale",
+    )
     return parser
 
 
@@ -112,6 +118,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         video_bytes=args.video_bytes,
         rate_limits_enabled=not args.no_rate_limits,
         lockout_enabled=not args.no_lockout,
+        real_time_limits=args.real_time_limits,
         link_max_gets=args.link_max_gets,
         link_lifetime_seconds=args.link_lifetime,
     )

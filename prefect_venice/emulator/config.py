@@ -65,6 +65,10 @@ class EmulatorConfig:
     Reported times (`average_execution_time`, `execution_duration`, rate-limit
     reset headers, `Retry-After`) are the real times a client experiences, so a
     client needs no knowledge of the scale.
+
+    `real_time_limits` exempts the per-key rate-limit windows and the failure
+    lockout (its window and its duration) from the scale: jobs run fast while a
+    client that breaks the real per-minute limits is still caught.
     """
 
     host: str = "127.0.0.1"
@@ -91,6 +95,8 @@ class EmulatorConfig:
     lockout_failures: int = 20
     lockout_window_seconds: float = 30.0
     lockout_seconds: float = 30.0
+    #: Rate-limit windows and the lockout in real seconds, whatever `time_scale` says.
+    real_time_limits: bool = False
     # Private download links.
     link_max_gets: int = 5
     link_lifetime_seconds: float = 24 * 3600.0

@@ -152,7 +152,9 @@ class VeniceService:
         self._rngs: dict[str, random.Random] = {}
         #: Jobs created since the faults were last set (for `queue_drop_after_create_first`).
         self._created_under_faults = 0
-        scale = config.time_scale
+        #: Scale of the rate-limit windows and the lockout (1 under `real_time_limits`).
+        self._limits_scale = 1.0 if config.real_time_limits else config.time_scale
+        scale = self._limits_scale
         self._windows = {
             "queue": FixedWindow(
                 config.queue_requests_per_window, config.rate_limit_window_seconds * scale
@@ -294,7 +296,7 @@ class VeniceService:
             blocked = self._lockout.blocked_for(now)
             if blocked > 0:
                 reply = error(429, "Too many failed requests; this key is blocked for a while")
-                reply.headers["Retry-After"] = _seconds_text(blocked, self.config.time_scale)
+                reply.headers["Retry-After"] = _seconds_text(blocked, self._limits_scale)
                 return reply
         limit_headers: dict[str, str] = {}
         window = self._windows.get(endpoint)
@@ -304,7 +306,7 @@ class VeniceService:
             if not state.allowed:
                 reply = error(429, f"Rate limit exceeded: {state.limit} requests per window")
                 reply.headers.update(limit_headers)
-                reply.headers["Retry-After"] = _seconds_text(state.reset_in, self.config.time_scale)
+                reply.headers["Retry-After"] = _seconds_text(state.reset_in, self._limits_scale)
                 return reply
         reply = self._faulted(endpoint) or self._endpoint(endpoint, body, too_large, model_type)
         reply.headers.update(limit_headers)

@@ -68,6 +68,11 @@ def test_queue_drop_after_create_first_refuses_a_negative_count(
     assert "below 0" in capsys.readouterr().err
 
 
+def test_real_time_limits_option_becomes_a_config() -> None:
+    assert config_from_args(build_parser().parse_args(["--real-time-limits"])).real_time_limits
+    assert not config_from_args(build_parser().parse_args([])).real_time_limits
+
+
 def test_unknown_endpoint_is_refused() -> None:
     args = build_parser().parse_args(["--fail-rate-500", "nowhere=1"])
     with pytest.raises(SystemExit, match="ENDPOINT"):

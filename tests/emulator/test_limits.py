@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
-from emulator_support import T2V, EmulatorFactory, api, queue_body
+from emulator_support import T2V, EmulatorFactory, api, queue_body, ref
 
 from prefect_venice.emulator import Emulator
 
@@ -118,3 +118,67 @@ def test_requests_without_the_key_do_not_block_it(emulator_factory: EmulatorFact
         assert httpx.post(f"{emulator.base_url}/video/quote", json={}).status_code == 401
     with api(emulator) as client:
         assert client.post("/video/quote", json=queue_body()).status_code == 200
+
+
+def reset_in(response: httpx.Response) -> float:
+    """Real seconds from now until the window of this answer resets."""
+    return float(response.headers[HEADERS[2]]) - time.time()
+
+
+def test_real_time_limits_catch_the_41st_queue_call_of_a_real_minute(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = emulator_factory(time_scale=0.01, real_time_limits=True)
+    with api(emulator) as client:
+        answers = [client.post("/video/queue", json=queue_body()) for _ in range(41)]
+    assert [answer.status_code for answer in answers] == [200] * 40 + [429]
+    assert 50 < reset_in(answers[-1]) <= 60.001
+    assert float(answers[-1].headers["Retry-After"]) > 50
+
+
+def test_real_time_limits_keep_the_retrieve_window_a_real_minute(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = emulator_factory(time_scale=0.01, real_time_limits=True)
+    with api(emulator) as client:
+        retrieved = client.post("/video/retrieve", json=UNKNOWN_JOB)
+    assert retrieved.headers[HEADERS[0]] == "120"
+    assert 50 < reset_in(retrieved) <= 60.001
+
+
+def test_without_real_time_limits_the_window_follows_the_time_scale(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = emulator_factory(time_scale=0.01)
+    with api(emulator) as client:
+        queued = client.post("/video/queue", json=queue_body())
+    # 60 emulated seconds at a scale of 0.01.
+    assert reset_in(queued) <= 0.601
+
+
+def test_real_time_limits_keep_the_lockout_in_real_seconds(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emulator = emulator_factory(time_scale=0.01, real_time_limits=True)
+    with api(emulator) as client:
+        for _ in range(21):
+            assert client.post("/video/retrieve", json=UNKNOWN_JOB).status_code == 404
+        blocked = client.post("/video/quote", json=queue_body())
+    assert blocked.status_code == 429
+    assert 25 < float(blocked.headers["Retry-After"]) <= 30
+
+
+def first_estimate(emulator: Emulator) -> int:
+    """`average_execution_time` of a new job's first retrieve (it is still processing)."""
+    with api(emulator) as client:
+        job = client.post("/video/queue", json=queue_body()).json()
+        answer = client.post("/video/retrieve", json=ref(job)).json()
+    assert answer["status"] == "PROCESSING"
+    estimate: int = answer["average_execution_time"]
+    return estimate
+
+
+def test_real_time_limits_leave_job_times_scaled(emulator_factory: EmulatorFactory) -> None:
+    slow_jobs = {"time_scale": 0.01, "job_duration_factor": 100}
+    scaled = first_estimate(emulator_factory(**slow_jobs))
+    assert first_estimate(emulator_factory(real_time_limits=True, **slow_jobs)) == scaled
