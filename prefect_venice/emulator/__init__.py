@@ -1,12 +1,14 @@
 """A local Venice video API for tests, demos and benchmarks (standard library only).
 
 ```python
-from prefect_venice.emulator import Emulator, EmulatorConfig, FaultConfig
+from prefect_venice.emulator import Emulator, EmulatorConfig, FaultConfig, peak_per_window
 
 with Emulator(EmulatorConfig(api_key="emulator-key", time_scale=0.01, seed=1)) as emu:
     emu.base_url      # http://127.0.0.1:PORT/api/v1   (bearer auth with emu.api_key)
     emu.link_origin   # http://127.0.0.1:PORT2         (private download links; no auth)
     emu.ledger()      # the same JSON as GET {origin}/_emulator/ledger
+    emu.requests()    # every request with its time, as GET {origin}/_emulator/requests
+    peak_per_window(emu.requests(), "queue")  # most queue calls in any 60 s
 ```
 
 Defaults worth knowing (all in `EmulatorConfig`): API key `emulator-key`; balance
@@ -22,6 +24,7 @@ emulator reports are real. The models are in `catalog.CATALOG`;
 """
 
 from .config import DEFAULT_API_KEY, EmulatorConfig, FaultConfig
+from .ledger import peak_per_window
 from .runner import Emulator
 
-__all__ = ["DEFAULT_API_KEY", "Emulator", "EmulatorConfig", "FaultConfig"]
+__all__ = ["DEFAULT_API_KEY", "Emulator", "EmulatorConfig", "FaultConfig", "peak_per_window"]

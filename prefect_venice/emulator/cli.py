@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Venice emulator API:   {emulator.base_url}", flush=True)
             print(f"Private-link origin:   {emulator.link_origin}", flush=True)
             print(f"Ledger:                {emulator.ledger_url}", flush=True)
+            print(f"Request log:           {emulator.requests_url}", flush=True)
             print(f"API key:               {emulator.api_key}", flush=True)
             print("Press Ctrl-C to stop.", flush=True)
             try:

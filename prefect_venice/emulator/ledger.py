@@ -1,10 +1,53 @@
-"""The record of every call, status and charge, served at `GET /_emulator/ledger`."""
+"""The record of every call, status and charge, served at `GET /_emulator/ledger`.
+
+Alongside it, a bounded log of single requests with wall-clock times, served at
+`GET /_emulator/requests`, from which `peak_per_window` reads peak request rates.
+"""
 
 from __future__ import annotations
 
+import bisect
 import collections
 import copy
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+#: The request log keeps this many of the most recent requests.
+REQUEST_LOG_SIZE = 100_000
+
+
+class RequestRecord(NamedTuple):
+    """One answered request: never an API key, a link token or a body."""
+
+    endpoint: str
+    method: str
+    #: The status code sent, or "dropped" when the connection closed without an answer.
+    status: int | str
+    #: Wall-clock Unix time (`time.time()`) when the emulator decided the answer.
+    time: float
+    #: The job the request concerned, when it names (or created) one the emulator knows.
+    queue_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict."""
+        return self._asdict()
+
+
+def peak_per_window(
+    entries: Iterable[Mapping[str, Any]], endpoint: str, window: float = 60.0
+) -> int:
+    """Return the most calls of `endpoint` within any `window` seconds of the request log.
+
+    `entries` are request-log records (`GET /_emulator/requests` or
+    `Emulator.requests()`). A window is half-open: calls exactly `window` seconds
+    apart never share one, so 40 calls a minute at a steady pace peak at 40.
+    """
+    times = sorted(float(entry["time"]) for entry in entries if entry["endpoint"] == endpoint)
+    peak = 0
+    for last, end in enumerate(times):
+        first = bisect.bisect_right(times, end - window, 0, last + 1)
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 def new_job_record(model: str) -> dict[str, Any]:
@@ -37,6 +80,7 @@ class Ledger:
         self.queue_calls_total = 0
         self.charged_usd_total = 0.0
         self.link_auth_seen = False
+        self.requests: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
 
     def call(self, endpoint: str) -> None:
         """Count one call of `endpoint`, whatever its outcome."""
@@ -57,6 +101,14 @@ class Ledger:
         record = self.job(queue_id, model)
         record["charged_usd"] = round(record["charged_usd"] + usd, 6)
         self.charged_usd_total = round(self.charged_usd_total + usd, 6)
+
+    def request(self, record: RequestRecord) -> None:
+        """Append one answered request to the request log (the oldest fall off the end)."""
+        self.requests.append(record)
+
+    def requests_snapshot(self) -> list[dict[str, Any]]:
+        """Return the request log, oldest first, as JSON-ready data."""
+        return [record.to_json() for record in self.requests]
 
     def snapshot(self, balance_usd: float) -> dict[str, Any]:
         """Return the ledger as JSON-ready data (see docs/internals.md)."""

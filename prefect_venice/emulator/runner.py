@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from .config import EmulatorConfig, FaultConfig
-from .server import API_PREFIX, LEDGER_PATH, EmulatorHTTPServer
+from .server import API_PREFIX, LEDGER_PATH, REQUESTS_PATH, EmulatorHTTPServer
 from .service import VeniceService
 
 
@@ -102,6 +102,11 @@ class Emulator:
         return self.origin + LEDGER_PATH
 
     @property
+    def requests_url(self) -> str:
+        """Where the request log is served (no auth)."""
+        return self.origin + REQUESTS_PATH
+
+    @property
     def api_key(self) -> str:
         """The API key the emulator accepts."""
         return self.config.api_key
@@ -109,6 +114,15 @@ class Emulator:
     def ledger(self) -> dict[str, Any]:
         """Return calls, statuses and charges so far (the same as `GET /_emulator/ledger`)."""
         return self.service.ledger_snapshot()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Return every request answered so far, oldest first, with wall-clock times.
+
+        The same list as `GET /_emulator/requests` serves under "requests": dicts with
+        `endpoint`, `method`, `status` (code or "dropped"), `time` (`time.time()`) and
+        `queue_id` (or None). Read peak rates with `peak_per_window`.
+        """
+        return self.service.requests_snapshot()
 
     def set_balance(self, usd: float) -> None:
         """Set the account balance in USD."""
@@ -122,5 +136,5 @@ class Emulator:
         self.service.configure_faults(faults)
 
     def reset_ledger(self) -> None:
-        """Forget all counts and charges; jobs, links and the balance stay."""
+        """Forget all counts, charges and the request log; jobs, links and the balance stay."""
         self.service.reset_ledger()

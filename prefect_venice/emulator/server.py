@@ -15,6 +15,7 @@ from .service import Reply, VeniceService, error
 
 API_PREFIX = "/api/v1"
 LEDGER_PATH = "/_emulator/ledger"
+REQUESTS_PATH = "/_emulator/requests"
 LINK_PREFIX = "/v1/share/read/"
 _API_ROUTES = {
     ("GET", "/models"): "models",
@@ -189,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiHandler(_Handler):
-    """`/api/v1/...` endpoints and the ledger."""
+    """`/api/v1/...` endpoints, the ledger and the request log."""
 
     def do_GET(self) -> None:
         """Serve GET requests."""
@@ -215,6 +216,9 @@ class ApiHandler(_Handler):
         if self.command == "GET" and path == LEDGER_PATH:
             snapshot = service.ledger_snapshot()
             self._send(Reply(200, json.loads(json.dumps(snapshot))))
+            return
+        if self.command == "GET" and path == REQUESTS_PATH:
+            self._send(Reply(200, {"requests": service.requests_snapshot()}))
             return
         relative = path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else None
         endpoint = _API_ROUTES.get((self.command, relative or ""))

@@ -16,7 +16,7 @@ from typing import Any
 
 from .catalog import CATALOG, VideoModel
 from .config import EmulatorConfig, FaultConfig
-from .ledger import Ledger
+from .ledger import Ledger, RequestRecord
 from .limits import FailureLockout, FixedWindow
 from .mp4 import VideoFile, make_video
 from .validation import (
@@ -28,6 +28,16 @@ from .validation import (
     has_consent,
 )
 
+#: The HTTP method of each endpoint, for the request log.
+_METHODS = {
+    "models": "GET",
+    "quote": "POST",
+    "queue": "POST",
+    "retrieve": "POST",
+    "complete": "POST",
+    "link_get": "GET",
+    "link_delete": "DELETE",
+}
 _RESOLUTION_SPEED = {"480p": 0.8, "720p": 1.0, "1080p": 1.3}
 _HISTORY = 50
 _CONSENT_VERSION = "2026-03-01"
@@ -152,6 +162,8 @@ class VeniceService:
         self._rngs: dict[str, random.Random] = {}
         #: Jobs created since the faults were last set (for `queue_drop_after_create_first`).
         self._created_under_faults = 0
+        #: The queue id the request being answered concerns, for the request log.
+        self._subject: str | None = None
         #: Scale of the rate-limit windows and the lockout (1 under `real_time_limits`).
         self._limits_scale = 1.0 if config.real_time_limits else config.time_scale
         scale = self._limits_scale
@@ -240,9 +252,20 @@ class VeniceService:
             self._created_under_faults = 0
 
     def reset_ledger(self) -> None:
-        """Forget all counts and charges (jobs, links and the balance stay)."""
+        """Forget all counts, charges and the request log (jobs, links and the balance stay)."""
         with self._lock:
             self.ledger = Ledger()
+
+    def requests_snapshot(self) -> list[dict[str, Any]]:
+        """Return the request log, oldest first (see `ledger.RequestRecord`)."""
+        with self._lock:
+            return self.ledger.requests_snapshot()
+
+    def _log(self, endpoint: str, status: int | str) -> None:
+        """Count the answer of `endpoint` in the ledger and append it to the request log."""
+        self.ledger.status(endpoint, status)
+        record = RequestRecord(endpoint, _METHODS[endpoint], status, time.time(), self._subject)
+        self.ledger.request(record)
 
     def ledger_snapshot(self) -> dict[str, Any]:
         """Return the ledger, with job statuses brought up to date."""
@@ -273,9 +296,10 @@ class VeniceService:
         """
         with self._lock:
             self.ledger.call(endpoint)
+            self._subject = None
             keyed = authorization == f"Bearer {self.config.api_key}"
             reply = self._api(endpoint, authorization, keyed, body, too_large, model_type)
-            self.ledger.status(endpoint, "dropped" if reply.drop_without_answer else reply.status)
+            self._log(endpoint, "dropped" if reply.drop_without_answer else reply.status)
             if keyed and self.config.lockout_enabled and not 200 <= reply.status < 300:
                 self._lockout.record_failure(time.monotonic())
             return reply
@@ -390,6 +414,7 @@ class VeniceService:
             charged_usd=price,
         )
         self._jobs[job.queue_id] = job
+        self._subject = job.queue_id
         self.balance_usd -= price
         record = self.ledger.job(job.queue_id, model.id)
         record["queue_calls"] += 1
@@ -434,6 +459,7 @@ class VeniceService:
     def _find(self, model: str, queue_id: str, endpoint: str) -> Job | Reply:
         job = self._jobs.get(queue_id)
         if job is not None:
+            self._subject = queue_id
             record = self.ledger.job(queue_id, job.model.id)
             record[f"{endpoint}_calls"] += 1
         if job is None or job.media_deleted:
@@ -525,8 +551,11 @@ class VeniceService:
         endpoint = "link_get" if method == "GET" else "link_delete"
         with self._lock:
             self.ledger.call(endpoint)
+            job = self._links.get(token)
+            # The job's id, never the token: link URLs are secrets.
+            self._subject = job.queue_id if job is not None else None
             reply = self._link(endpoint, token, authorization, range_header)
-            self.ledger.status(endpoint, reply.status)
+            self._log(endpoint, reply.status)
             return reply
 
     def _link(
