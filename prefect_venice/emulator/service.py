@@ -88,7 +88,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first_text, dash, last_text = spec.strip().partition("-")
     first_text, last_text = first_text.strip(), last_text.strip()
-    if not dash or not (first_text + last_text).isdigit():
+    digits = first_text + last_text
+    if not dash or not (digits.isascii() and digits.isdigit()):
         return None
     if not first_text:
         suffix = int(last_text)

@@ -149,7 +149,7 @@ def test_range_on_a_link_delete_is_ignored(small_videos: Emulator) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    ["bytes=0-1,5-9", "items=0-", "bytes=9-2", "bytes=x-", "bytes=-", "bytes 5-"],
+    ["bytes=0-1,5-9", "items=0-", "bytes=9-2", "bytes=x-", "bytes=-", "bytes 5-", "bytes=\u00b2-"],
 )
 def test_ranges_the_emulator_does_not_serve_mean_the_whole_file(header: str) -> None:
     assert byte_range(header, 1000) is None
