@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from .models import (
     CompleteRequest,
     CompleteResult,
     Processing,
+    Progress,
     QueuedJob,
     QueueRequest,
     Quote,
@@ -34,7 +36,7 @@ from .models import (
     RetrieveRequest,
     VideoModel,
 )
-from .polling import PollPolicy
+from .polling import PollPolicy, WaitClock
 from .retry import Endpoint, RetryPolicy
 from .validation import find_model, validate_request
 
@@ -302,6 +304,21 @@ class BaseVeniceClient:
         if last or not self.retry.retries_status(endpoint, outcome.status_code):
             raise error_from_response(endpoint, outcome, queue_id=queue_id, link=link)
         return self.retry.delay_after_status(outcome.status_code, outcome.headers, attempt)
+
+    def _wait_clock(
+        self,
+        job: QueuedJob,
+        max_wait_seconds: float,
+        poll: PollPolicy | None,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> WaitClock:
+        return WaitClock(
+            job.queue_id,
+            max_wait_seconds=max_wait_seconds,
+            policy=poll or self.poll,
+            on_progress=on_progress,
+            retry=self.retry,
+        )
 
     # Answers --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from .download import CHUNK_SIZE
 from .errors import (
     BadRequestError,
     NotFoundError,
+    VeniceError,
     VideoLinkMissingError,
 )
 from .models import (
@@ -29,7 +30,7 @@ from .models import (
     VideoModel,
     VideoSaved,
 )
-from .polling import PollPolicy, WaitClock
+from .polling import PollPolicy
 from .retry import Endpoint, RetryPolicy
 from .validation import find_model
 
@@ -215,18 +216,23 @@ class VeniceClient(BaseVeniceClient):
         """Poll until the MP4 is saved at destination (inline or from the private link).
 
         With delete_media_on_completion, the media is deleted on Venice through
-        /video/complete only after the file is safely in place.
+        /video/complete only after the file is safely in place. A poll that fails
+        with a retryable error (5xx, 429, a dropped connection), even after the
+        client's own retries, does not end the wait: polling backs off and goes on
+        until max_wait_seconds, then WaitTimeoutError names the last error.
+        Non-retryable errors (404, 401, ...) end the wait at once.
         """
-        clock = WaitClock(
-            job.queue_id,
-            max_wait_seconds=max_wait_seconds,
-            policy=poll or self.poll,
-            on_progress=on_progress,
-        )
+        clock = self._wait_clock(job, max_wait_seconds, poll, on_progress)
         while True:
             # The retrieve flag is never sent: it would delete the media before a
             # dropped transfer could be retried. complete() runs once the file is saved.
-            result = self.retrieve(job, destination)
+            try:
+                result = self.retrieve(job, destination)
+            except VeniceError as error:
+                # Transient (after the client's own retries): keep waiting until the
+                # deadline. Anything else is raised again at once.
+                self.retry.sleep(clock.after_transient_error(error))
+                continue
             if isinstance(result, ReadyAtLink):
                 if job.download_url is None:
                     raise _missing_link(job)
@@ -460,18 +466,23 @@ class AsyncVeniceClient(BaseVeniceClient):
         """Poll until the MP4 is saved at destination (inline or from the private link).
 
         With delete_media_on_completion, the media is deleted on Venice through
-        /video/complete only after the file is safely in place.
+        /video/complete only after the file is safely in place. A poll that fails
+        with a retryable error (5xx, 429, a dropped connection), even after the
+        client's own retries, does not end the wait: polling backs off and goes on
+        until max_wait_seconds, then WaitTimeoutError names the last error.
+        Non-retryable errors (404, 401, ...) end the wait at once.
         """
-        clock = WaitClock(
-            job.queue_id,
-            max_wait_seconds=max_wait_seconds,
-            policy=poll or self.poll,
-            on_progress=on_progress,
-        )
+        clock = self._wait_clock(job, max_wait_seconds, poll, on_progress)
         while True:
             # The retrieve flag is never sent: it would delete the media before a
             # dropped transfer could be retried. complete() runs once the file is saved.
-            result = await self.retrieve(job, destination)
+            try:
+                result = await self.retrieve(job, destination)
+            except VeniceError as error:
+                # Transient (after the client's own retries): keep waiting until the
+                # deadline. Anything else is raised again at once.
+                await self.retry.async_sleep(clock.after_transient_error(error))
+                continue
             if isinstance(result, ReadyAtLink):
                 if job.download_url is None:
                     raise _missing_link(job)

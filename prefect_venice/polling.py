@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import WaitTimeoutError
+from .errors import VeniceError, WaitTimeoutError
 from .models import Processing, Progress
+from .retry import RetryPolicy
 
 __all__ = ["PollPolicy", "WaitClock"]
 
@@ -68,7 +69,10 @@ def progress_of(status: Processing, *, queue_id: str, polls: int, elapsed: float
 class WaitClock:
     """Book-keeping for one wait: poll count, elapsed time, deadline and the next delay.
 
-    Shared by the sync and async clients so the two differ only in how they sleep.
+    Shared by the sync and async clients (and the Prefect wait task) so they differ
+    only in how they sleep. A poll loop calls `after_processing` for each
+    PROCESSING answer and `after_transient_error` for each failed poll; both
+    return the seconds to sleep and raise WaitTimeoutError once the wait is over.
     """
 
     def __init__(
@@ -79,15 +83,24 @@ class WaitClock:
         policy: PollPolicy,
         on_progress: Callable[[Progress], None] | None,
         clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.queue_id = queue_id
         self.max_wait_seconds = max_wait_seconds
         self.policy = policy
         self.on_progress = on_progress
         self.clock = clock
+        self.retry = retry or RetryPolicy()
+        """Whose `backoff` spaces polls after transient errors (capped by policy.max_interval)."""
         self.started = clock()
         self.polls = 0
         self.overdue_polls = 0
+        self.failed_polls = 0
+        """Polls that ended in a transient error, over the whole wait."""
+        self.failures_in_a_row = 0
+        """Transient errors since the last PROCESSING answer."""
+        self.last_error: VeniceError | None = None
+        """The most recent transient error (kept for the timeout message)."""
 
     @property
     def elapsed(self) -> float:
@@ -101,6 +114,7 @@ class WaitClock:
         shortened so the final poll happens at the deadline rather than after it.
         """
         self.polls += 1
+        self.failures_in_a_row = 0
         elapsed = self.elapsed
         if self.on_progress is not None:
             self.on_progress(
@@ -117,3 +131,41 @@ class WaitClock:
             )
         delay = self.policy.next_delay(status, self.overdue_polls)
         return min(delay, remaining_budget)
+
+    def after_transient_error(self, error: VeniceError) -> float:
+        """Record a failed poll and return how long to sleep before polling again.
+
+        A retryable error (`error.retryable`: 500/503, 429, a dropped connection,
+        each already retried by the client) does not end the wait: the next poll
+        comes after the retry policy's backoff, which grows with each failure in a
+        row and is capped at the poll policy's max_interval and at the deadline.
+        Once max_wait_seconds has passed this raises WaitTimeoutError naming the
+        error. A non-retryable error (404, 401, ...) is raised again unchanged.
+
+        Typical use in a poll loop:
+
+            try:
+                answer = client.retrieve(job, path)
+            except VeniceError as error:
+                time.sleep(clock.after_transient_error(error))
+                continue
+        """
+        if not error.retryable:
+            raise error
+        self.failed_polls += 1
+        self.failures_in_a_row += 1
+        self.last_error = error
+        elapsed = self.elapsed
+        remaining_budget = self.max_wait_seconds - elapsed
+        if remaining_budget <= 0:
+            raise WaitTimeoutError(
+                f"Video {self.queue_id} was not ready after {elapsed:.1f} s "
+                f"({self.polls} answered polls, {self.failed_polls} failed; "
+                f"max_wait_seconds={self.max_wait_seconds:g}); the last poll failed: "
+                f"{error.message}",
+                queue_id=self.queue_id,
+            ) from error
+        # Continue the client's own backoff sequence rather than restarting it.
+        attempt = self.retry.max_attempts - 1 + self.failures_in_a_row
+        delay = max(self.policy.min_interval, self.retry.backoff(attempt))
+        return min(delay, self.policy.max_interval, remaining_budget)

@@ -76,7 +76,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for retry number attempt (0-based)."""
-        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        # The exponent is capped: a wait that sees errors for hours must not overflow a float.
+        ceiling = min(self.max_delay, self.base_delay * (2 ** min(attempt, 64)))
         return self.rng.uniform(0.0, ceiling)
 
     def delay_after_status(self, status: int, headers: Mapping[str, str], attempt: int) -> float:

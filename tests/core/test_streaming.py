@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tracemalloc
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from core_support import VeniceFactory
 from test_client_endpoints import private_request, public_request
 
-from prefect_venice import NetworkError
+from prefect_venice import NetworkError, WaitTimeoutError
 from prefect_venice.emulator import FaultConfig
 
 VIDEO_BYTES = 64 * 1024 * 1024  # 1000x the 64 KiB chunk size
@@ -55,9 +56,17 @@ async def test_connection_dropped_mid_body_leaves_no_file(
     destination = tmp_path / "v.mp4"
 
     with pytest.raises(NetworkError) as caught:
-        await venice.wait_for_video(job, destination)
-
+        while True:  # PROCESSING answers until the job is done; then every body drops
+            await venice.retrieve(job, destination)
+            await asyncio.sleep(0.02)
     assert job.queue_id in str(caught.value)
+    assert not destination.exists()
+    assert leftovers(tmp_path) == []
+
+    # A wait treats the drops as transient until its deadline, then names them.
+    with pytest.raises(WaitTimeoutError, match="RemoteProtocolError") as timed_out:
+        await venice.wait_for_video(job, destination, max_wait_seconds=0.5)
+    assert isinstance(timed_out.value.__cause__, NetworkError)
     assert not destination.exists()
     assert leftovers(tmp_path) == []
 
