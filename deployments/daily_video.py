@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from prefect_venice.flows import VideoRequest, generate_video
 
@@ -54,6 +54,10 @@ def daily_video(
             are replaced by the run's scheduled date, weekday and series day number.
         credentials_block: Name of the saved `VeniceCredentials` block to use.
     """
-    prompt = render_prompt(request.prompt, run_day())
-    todays = request.model_copy(update={"prompt": prompt})
+    day = run_day()
+    prompt = render_prompt(request.prompt, day)
+    # One video per scheduled day: a second trigger of the same day resumes (or reports)
+    # that day's job instead of paying again.
+    slot_key = request.job_name or f"daily-video:{deployment.id or 'no-deployment'}:{day}"
+    todays = request.model_copy(update={"prompt": prompt, "job_name": slot_key})
     return generate_video(request=todays, credentials_block=credentials_block)

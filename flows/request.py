@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prefect_venice.generation import MIN_WAIT_SECONDS
 from prefect_venice.media import to_data_url
 from prefect_venice.models import QueueRequest
 
@@ -50,6 +51,7 @@ class VideoRequest(BaseModel):
     max_usd: float | None = Field(
         default=1.0,
         ge=0,
+        allow_inf_nan=False,
         description="Budget in USD: a higher quote fails the run before anything is queued.",
     )
     output_dir: str = Field(
@@ -64,11 +66,29 @@ class VideoRequest(BaseModel):
         ),
     )
     filename: str | None = Field(
-        default=None, description="File name or storage key; empty: '<queue_id>.mp4'."
+        default=None,
+        description=(
+            "A plain file name in output_dir (no folders), or a relative key in the storage "
+            "block; empty: '<queue_id>.mp4'."
+        ),
+    )
+    overwrite: bool = Field(
+        default=False,
+        description="Replace an existing file of that name (otherwise the run stops unpaid).",
+    )
+    job_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "A name for this paid job: another run with the same job_name (a rerun, a second "
+            "trigger of the same slot) resumes or reports it instead of paying again."
+        ),
     )
     max_wait_seconds: float | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_WAIT_SECONDS,
+        allow_inf_nan=False,
         description="How long to wait for the video; empty: the integration's setting (1800).",
     )
     revoke_link: bool = Field(

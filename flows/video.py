@@ -1,19 +1,27 @@
-"""The generate_video flow: validate, quote, budget gate, queue, wait, download, clean up."""
+"""The generate_video flow: check, quote, budget gate, queue once, wait, save, clean up."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+import logging
+from collections.abc import Callable
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 
-from prefect_venice._redact import redact_url
 from prefect_venice.blocks.credentials import VeniceCredentials
-from prefect_venice.cli import DOWNLOAD_URL_ENV, resume_command
-from prefect_venice.errors import BudgetExceededError, JobFailedAfterQueueError, VeniceError
+from prefect_venice.errors import BudgetExceededError
+from prefect_venice.flows.preflight import PlannedVideo, check_before_queueing, plan_videos
 from prefect_venice.flows.request import VideoRequest
+from prefect_venice.generation import (
+    check_budget,
+    failure_after_queueing,
+    format_usd,
+    remove_stale_staging,
+)
 from prefect_venice.models import QueuedJob
+from prefect_venice.redaction import redact_url
 from prefect_venice.tasks import (
     CleanupResult,
     VideoResult,
@@ -24,10 +32,8 @@ from prefect_venice.tasks import (
     validate_video_request,
     wait_for_video,
 )
-from prefect_venice.tasks._support import check_rate_limit, emit_video_event
-from prefect_venice.tasks.settings import VeniceSettings
-from prefect_venice.tasks.video import STAGING_DIR_NAME
-from prefect_venice.tasks.video import _load_writable_file_system as load_storage_block
+from prefect_venice.tasks.events import emit_video_event
+from prefect_venice.tasks.resume import job_key_for, recorded_result
 
 __all__ = [
     "SUMMARY_ARTIFACT_KEY",
@@ -40,19 +46,16 @@ __all__ = [
 SUMMARY_ARTIFACT_KEY = "venice-video-summary"
 
 
-def format_usd(amount: float) -> str:
-    """Format a price: cents where they are exact, else four decimals ($0.085 is not $0.09)."""
-    return f"${amount:.2f}" if round(amount, 2) == amount else f"${amount:.4f}"
-
-
 @flow(name="generate-video", flow_run_name="video-{request.model}")
 def generate_video(request: VideoRequest, credentials_block: str = "venice") -> VideoResult:
     """Generate one Venice video within a budget and save it; return where it is.
 
-    Steps: validate the request against the model catalog, quote it, stop if the
-    quote is above `request.max_usd` (nothing is queued), queue it (the paid call,
-    stored so a retry of this flow run never pays again), wait for it, save the MP4,
-    then revoke its private link and delete it on Venice as asked.
+    Steps: check everything that could fail after paying (values, destination, file
+    name, storage block, rate limits), validate the request against the model catalog,
+    quote it, stop if the quote is above `request.max_usd` (nothing is queued), queue
+    it at most once per job key (the paid call, recorded in the job journal first, so
+    a retry or rerun never pays again), wait for it, save the MP4, then revoke its
+    private link and delete it on Venice as asked.
 
     Args:
         request: What to generate, the budget and where to save it.
@@ -64,38 +67,84 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     """
     logger = get_run_logger()
     credentials = load_credentials(credentials_block)
-    queue_request = request.to_queue_request()
-    validate_video_request(credentials, queue_request)
-    check_before_queueing([request])
-    quote = quote_video(credentials, queue_request)
-    if request.max_usd is not None and quote.usd > request.max_usd:
+    (plan,) = plan_videos([request])
+    validate_video_request(credentials, plan.queue_request)
+    quote = quote_video(credentials, plan.queue_request)
+    try:
+        check_budget(quote.usd, request.max_usd, subject=request.model)
+    except BudgetExceededError:
         emit_video_event(
             "venice.video.budget-exceeded",
             model=request.model,
             payload={"quote_usd": quote.usd, "max_usd": request.max_usd},
         )
-        raise BudgetExceededError(
-            f"The quote of {format_usd(quote.usd)} for {request.model} is above the budget of "
-            f"{format_usd(request.max_usd)}; nothing was queued."
-        )
+        raise
     budget = "no budget set" if request.max_usd is None else f"budget {format_usd(request.max_usd)}"
     logger.info("Quote %s is within the budget (%s); queueing.", format_usd(quote.usd), budget)
 
-    job = queue_video(credentials, queue_request)
+    key = job_key_for(plan.queue_request, 0, request.job_name)
+    job = queue_video(credentials, plan.queue_request, job_key=key)
+    result = recorded_result(key)
+    if result is not None:
+        logger.info(
+            "Video %s was already saved at %s; nothing to fetch.", job.queue_id, result.path
+        )
+    else:
+        result = deliver(credentials, plan, job, key)
+    result = result.model_copy(update={"cost_usd": quote.usd})
+
+    cleanup_state = complete_video(
+        credentials,
+        job,
+        revoke_link=request.revoke_link,
+        complete=request.delete_from_venice,
+        job_key=key,
+        return_state=True,
+    )
+    outcome = cleanup_state.result(raise_on_failure=False)
+    cleanup = outcome if isinstance(outcome, CleanupResult) else None
+    if cleanup is None:
+        # The video is saved; a failed clean-up is worth a warning, not a failed run.
+        logger.warning("Clean-up of %s failed: %s", job.queue_id, cleanup_state.message)
+    best_effort(
+        "summary artifact",
+        lambda: create_markdown_artifact(
+            key=SUMMARY_ARTIFACT_KEY,
+            markdown=_summary_markdown(request, job, result, cleanup),
+            description=f"Venice video {job.queue_id} ({job.model})",
+        ),
+    )
+    emit_video_event(
+        "venice.video.completed",
+        model=job.model,
+        queue_id=job.queue_id,
+        payload={"cost_usd": quote.usd, "size_bytes": result.size_bytes, "sha256": result.sha256},
+    )
+    logger.info("Video %s saved at %s (%d bytes).", job.queue_id, result.path, result.size_bytes)
+    return result
+
+
+def deliver(
+    credentials: VeniceCredentials, plan: PlannedVideo, job: QueuedJob, key: str
+) -> VideoResult:
+    """Wait for a paid job and save it where the plan says; a failure names the paid job."""
+    request = plan.request
     try:
         ready = wait_for_video(
             credentials,
             job,
-            staging_dir=staging_dir_for(request),
+            staging_dir=plan.staging_dir,
             max_wait_seconds=request.max_wait_seconds,
         )
-        result = download_video(
+        return download_video(
             credentials,
             job,
             ready,
-            destination=request.output_dir,
+            destination=str(plan.destination.directory) if plan.destination else ".",
             storage_block=request.storage_block,
             filename=request.filename,
+            job_key=key,
+            overwrite=request.overwrite,
         )
     except BaseException as exc:
         emit_video_event(
@@ -105,107 +154,34 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
             payload={"error": type(exc).__name__},
         )
         if isinstance(exc, Exception):
-            raise failure_after_queueing(job, exc) from exc
+            raise failure_after_queueing(job, exc, base_url=credentials.base_url) from exc
         raise
-    result = result.model_copy(update={"cost_usd": quote.usd})
-
-    cleanup_state = complete_video(
-        credentials,
-        job,
-        revoke_link=request.revoke_link,
-        complete=request.delete_from_venice,
-        return_state=True,
-    )
-    outcome = cleanup_state.result(raise_on_failure=False)
-    cleanup = outcome if isinstance(outcome, CleanupResult) else None
-    if cleanup is None:
-        # The video is saved; a failed clean-up is worth a warning, not a failed run.
-        logger.warning("Clean-up of %s failed: %s", job.queue_id, cleanup_state.message)
-
-    create_markdown_artifact(
-        key=SUMMARY_ARTIFACT_KEY,
-        markdown=_summary_markdown(request, job, result, cleanup),
-        description=f"Venice video {job.queue_id} ({job.model})",
-    )
-    emit_video_event(
-        "venice.video.completed",
-        model=job.model,
-        queue_id=job.queue_id,
-        payload={
-            "cost_usd": quote.usd,
-            "size_bytes": result.size_bytes,
-            "sha256": result.sha256,
-        },
-    )
-    logger.info("Video %s saved at %s (%d bytes).", job.queue_id, result.path, result.size_bytes)
-    return result
+    finally:
+        if plan.destination is not None:
+            remove_stale_staging(plan.destination.staging_dir)  # no empty staging folder left
 
 
-def check_before_queueing(requests: list[VideoRequest]) -> None:
-    """Fail now on settings that would otherwise fail only after the paid call.
-
-    Loads each storage block (it must exist and be writable) and checks that the
-    rate limits named in the settings exist.
-    """
-    for block in {request.storage_block for request in requests if request.storage_block}:
-        load_storage_block(block)
-    settings = VeniceSettings()
-    check_rate_limit(settings.queue_rate_limit, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT")
-    check_rate_limit(
-        settings.retrieve_rate_limit, "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT"
-    )
-
-
-def failure_after_queueing(job: QueuedJob, error: Exception) -> JobFailedAfterQueueError:
-    """Name the paid job in the failure, so the run's message tells how to resume it.
-
-    The queue answer is stored under the flow run, so a retry of this run polls
-    the same job instead of paying again (the error's action says so). Outside
-    Prefect, `prefect-venice wait` or the client can wait for a public model's job by
-    its queue id; a private model's link lives only in the stored answer, and never
-    in the message.
-    """
-    detail = str(error)
-    if job.download_url is not None:
-        # The core keeps links out of its messages; this guards any other error's.
-        link = job.download_url.get_secret_value()
-        detail = detail.replace(link, redact_url(link))
-    if job.download_url is None:
-        elsewhere = (
-            "Outside Prefect, resume it from the shell (key in VENICE_API_KEY): "
-            f"{resume_command(job.model, job.queue_id)}; or from Python: "
-            "VeniceClient.wait_for_video("
-            f"QueuedJob(model={job.model!r}, queue_id={job.queue_id!r}), destination)."
-        )
-    else:
-        elsewhere = (
-            "This private model's download link is kept only in the run's stored queue "
-            "answer, so retrying the run is the way to fetch it (`prefect-venice wait` "
-            f"needs that link in {DOWNLOAD_URL_ENV})."
-        )
-    return JobFailedAfterQueueError(
-        f"Video {job.queue_id} ({job.model}) was queued and paid for, then failed with "
-        f"{type(error).__name__}: {detail.rstrip()} {elsewhere}",
-        queue_id=job.queue_id,
-        retryable=isinstance(error, VeniceError) and error.retryable,
-    )
+def best_effort(what: str, action: Callable[[], object]) -> None:
+    """Run an optional step after the paid call (artifact, event); log, never raise, on failure."""
+    try:
+        action()
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            logging.getLogger(__name__).warning("The %s was not written: %r", what, exc)
 
 
 def load_credentials(name: str) -> VeniceCredentials:
     """Load the named VeniceCredentials block from inside a sync flow."""
+    if not name or not name.strip():
+        raise ValueError(
+            "credentials_block is empty: give the name of a saved VeniceCredentials block "
+            "(e.g. 'venice'; create one with VeniceCredentials(api_key=...).save('venice'))."
+        )
     # Block.load is sync inside a sync flow; the check also narrows its dispatch type.
     block = VeniceCredentials.load(name)
     if not isinstance(block, VeniceCredentials):
         raise TypeError(f"Block {name!r} did not load as VeniceCredentials.")
     return block
-
-
-def staging_dir_for(request: VideoRequest) -> str | None:
-    """Return where wait_for_video stages the MP4: inside a local destination, else a temp dir."""
-    # Staging inside a local destination keeps the final rename on one file system.
-    if request.storage_block is not None:
-        return None
-    return str(Path(request.output_dir).expanduser() / STAGING_DIR_NAME)
 
 
 def _cell(text: str) -> str:

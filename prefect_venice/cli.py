@@ -83,7 +83,7 @@ def _generate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     gen.add_argument("--image", help="image for image-to-video: a local file or an http(s) URL")
     gen.add_argument("--max-usd", type=float, help="refuse to queue if the quote is higher")
     gen.add_argument(
-        "--job-key",
+        "--job-name",
         help=(
             "name this paid job: a rerun with the same key resumes it (or reports it saved) "
             "instead of paying again"
@@ -194,24 +194,25 @@ def _generate(args: argparse.Namespace) -> int:
     generation.check_wait(args.max_wait, "--max-wait")
     destination = generation.prepare_local_destination(args.output)
     journal = JobJournal()
-    key = args.job_key or f"cli-{uuid.uuid4().hex}"
+    key = args.job_name or f"cli-{uuid.uuid4().hex}"
     with _client_from(args) as client:
         request = _request_from(args)
         model = client.validate(request)
         quote = client.quote(request, validate=False)
         say(f"{model.id}: quoted {generation.format_usd(quote.usd)}")
         generation.check_budget(quote.usd, args.max_usd, subject=model.id)
-        job, entry = generation.queue_once(client, request, key=key, journal=journal)
+        queued = generation.queue_once(client, request, key=key, journal=journal)
+        job, entry = queued.job, queued.entry
         if entry.state == "saved":
             return _already_saved(entry)
-        say(f"queued {job.queue_id}" + (f" (job key {key})" if args.job_key else ""))
+        say(f"queued {job.queue_id}" + (f" (job name {args.job_name})" if args.job_name else ""))
         try:
             saved = _wait_and_clean_up(client, job, args, say, destination, journal, key)
         except BaseException:
             # Even with --quiet: the job is paid for, and its id is how to find it again.
             print(_paid_job_note(job, args, entry.path), file=sys.stderr)
             raise
-    if not args.job_key:
+    if not args.job_name:
         journal.forget(key)  # nothing can resume a key nobody knows
     print(saved.path)
     return 0

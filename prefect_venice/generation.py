@@ -51,6 +51,7 @@ __all__ = [
     "STAGING_DIR_NAME",
     "CleanupOutcome",
     "LocalDestination",
+    "QueuedOnce",
     "check_budget",
     "check_file_name",
     "check_money",
@@ -317,6 +318,15 @@ def request_fingerprint(request: QueueRequest) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class QueuedOnce:
+    """What queue_once did: the job, its journal record, and whether it was found, not sent."""
+
+    job: QueuedJob
+    entry: JournalEntry
+    resumed: bool
+
+
 def queue_once(
     client: VeniceClient,
     request: QueueRequest,
@@ -324,7 +334,7 @@ def queue_once(
     key: str,
     journal: JobJournal,
     before_send: Callable[[], None] | None = None,
-) -> tuple[QueuedJob, JournalEntry]:
+) -> QueuedOnce:
     """Send the paid queue request for `key` at most once, whatever happened before.
 
     - No record: claim the key (state ``sending``, written before the request
@@ -342,7 +352,7 @@ def queue_once(
         key, model=request.model, base_url=client.base_url, fingerprint=fingerprint
     )
     if existing is not None:
-        return _resume(existing, fingerprint), existing
+        return QueuedOnce(_resume(existing, fingerprint), existing, resumed=True)
     try:
         if before_send is not None:
             before_send()
@@ -359,7 +369,7 @@ def queue_once(
     except VeniceError:
         journal.release(key)  # Venice answered, and not with a job
         raise
-    return job, journal.answered(key, job)
+    return QueuedOnce(job, journal.answered(key, job), resumed=False)
 
 
 def _resume(entry: JournalEntry, fingerprint: str) -> QueuedJob:

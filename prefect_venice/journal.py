@@ -204,12 +204,15 @@ class JobJournal:
     def answered(self, key: str, job: QueuedJob) -> JournalEntry:
         """Record Venice's queue answer for `key` (state queued); the link is kept, 0600."""
         current = self.get(key)
-        body = _body_of(current) if current is not None else {"key": key, "created_at": _now()}
+        body: dict[str, Any] = (
+            _body_of(current) if current is not None else {"key": key, "created_at": _now()}
+        )
+        link = job.download_url
         body.update(
             state="queued",
             model=job.model,
             queue_id=job.queue_id,
-            download_url=None if job.download_url is None else job.download_url.get_secret_value(),
+            download_url=None if link is None else link.get_secret_value(),
             answered_at=_now(),
         )
         body.setdefault("base_url", "")
@@ -298,6 +301,7 @@ def _entry_from(data: Any, path: Path) -> JournalEntry | None:
     ):
         raise JournalError(f"the job journal entry {path} has an unreadable queue answer.")
     saved = data.get("saved")
+    extra = data.get("extra")
     return JournalEntry(
         key=data["key"],
         state=data["state"],
@@ -309,7 +313,7 @@ def _entry_from(data: Any, path: Path) -> JournalEntry | None:
         download_url=None if link is None else SecretStr(link),
         sent_at=data.get("sent_at"),
         saved=saved if isinstance(saved, dict) else None,
-        extra=data.get("extra") if isinstance(data.get("extra"), dict) else {},
+        extra=extra if isinstance(extra, dict) else {},
     )
 
 

@@ -58,6 +58,23 @@ class VeniceSettings(PrefectBaseSettings):
         ),
     )
 
+    journal_dir: str | None = Field(
+        default=None,
+        description=(
+            "Folder of the job journal, where each paid job is recorded (user-only files) "
+            "before its queue request is sent; unset: $PREFECT_VENICE_HOME/jobs or "
+            "~/.prefect-venice/jobs. Workers that retry each other's runs must share it."
+        ),
+    )
+    output_root: str | None = Field(
+        default=None,
+        description=(
+            "When set, the only folder on this worker that flows may save videos in: an "
+            "output_dir outside it is refused before anything is paid, and a relative one is "
+            "taken inside it."
+        ),
+    )
+
     def poll_policy(self) -> PollPolicy:
         """Return the core PollPolicy built from these settings."""
         return PollPolicy(

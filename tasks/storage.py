@@ -10,11 +10,56 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from prefect.blocks.core import Block
 from prefect.filesystems import SMB, LocalFileSystem, RemoteFileSystem, WritableFileSystem
 
 from prefect_venice.download import CHUNK_SIZE, VideoWriter
+from prefect_venice.errors import DestinationError, InvalidRequestError
+from prefect_venice.generation import check_storage_key
 
-__all__ = ["save_to_block"]
+__all__ = ["check_block_target", "load_writable_file_system", "save_to_block"]
+
+
+def load_writable_file_system(name: str) -> WritableFileSystem:
+    """Load a file-system block by "<block-type-slug>/<block-name>" and check it can write."""
+    if name.count("/") != 1 or not all(name.split("/")):
+        raise InvalidRequestError(
+            f"storage_block {name!r} must be '<block-type-slug>/<block-name>', "
+            "e.g. 'local-file-system/videos'."
+        )
+    block = Block.load(name)
+    if not isinstance(block, WritableFileSystem):
+        raise InvalidRequestError(
+            f"storage_block {name!r} is a {type(block).__name__}, not a writable file system "
+            "(e.g. LocalFileSystem or RemoteFileSystem)."
+        )
+    return block
+
+
+def check_block_target(block: WritableFileSystem, key: str, *, overwrite: bool = False) -> None:
+    """Refuse, before paying, a key that leaves the block's base path or names an existing file.
+
+    Only LocalFileSystem and fsspec-backed blocks can be asked whether a file exists;
+    for other blocks only the key itself is checked.
+    """
+    check_storage_key(key)
+    try:
+        if isinstance(block, LocalFileSystem):
+            # Prefect's own resolution: raises ValueError for a path outside the basepath.
+            target = Path(block._resolve_path(key))
+            exists = target.exists()
+        elif isinstance(block, (RemoteFileSystem, SMB)):
+            remote = block.filesystem if isinstance(block, SMB) else block
+            exists = bool(remote.filesystem.exists(remote._resolve_path(key)))
+        else:
+            return
+    except ValueError as exc:
+        raise DestinationError(f"storage key {key!r} is not allowed by the block: {exc}") from None
+    if exists and not overwrite:
+        raise DestinationError(
+            f"storage key {key!r} already exists in the block; choose another filename or set "
+            "overwrite to replace it; nothing was queued or charged."
+        )
 
 
 def save_to_block(

@@ -8,21 +8,25 @@ therefore work from both kinds of flow.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
 from prefect import task
-from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
-from prefect.filesystems import WritableFileSystem
 from prefect.logging import get_run_logger
 
-from prefect_venice._redact import redact_url
 from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.client import VeniceClient
-from prefect_venice.errors import InvalidRequestError, VeniceError, VideoLinkMissingError
+from prefect_venice.errors import VeniceError, VideoLinkMissingError
+from prefect_venice.generation import (
+    STAGING_DIR_NAME,
+    LocalDestination,
+    check_storage_key,
+    clean_up,
+    queue_once,
+    remove_stale_staging,
+)
 from prefect_venice.models import (
     Processing,
     QueuedJob,
@@ -34,19 +38,18 @@ from prefect_venice.models import (
     VideoSaved,
 )
 from prefect_venice.polling import WaitClock
-from prefect_venice.tasks._support import (
-    ProgressReporter,
-    emit_video_event,
-    pace,
-    paced_retry_policy,
-    queue_cache_key,
-    retry_if_retryable,
-)
+from prefect_venice.redaction import redact_url
+from prefect_venice.tasks.events import emit_video_event
+from prefect_venice.tasks.pacing import pace, paced_retry_policy
+from prefect_venice.tasks.progress import ProgressReporter
 from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
+from prefect_venice.tasks.resume import job_journal, job_key_for
+from prefect_venice.tasks.retries import retry_if_retryable
 from prefect_venice.tasks.settings import VeniceSettings
-from prefect_venice.tasks.storage import save_to_block
+from prefect_venice.tasks.storage import load_writable_file_system, save_to_block
 
 __all__ = [
+    "STAGING_DIR_NAME",
     "complete_video",
     "download_video",
     "queue_video",
@@ -54,9 +57,6 @@ __all__ = [
     "validate_video_request",
     "wait_for_video",
 ]
-
-STAGING_DIR_NAME = ".venice-staging"
-"""Folder inside a local destination where MP4s wait before their final rename."""
 
 # Free calls may be retried by Prefect when the error says it can help; the client
 # has already retried 429/500/503 and transport errors with backoff by then.
@@ -103,21 +103,31 @@ def quote_video(credentials: VeniceCredentials, request: QueueRequest | QuoteReq
 
 @task(
     task_run_name="queue-{request.model}",
-    cache_key_fn=queue_cache_key,
-    persist_result=True,
-    # Pickle, not JSON: pydantic's JSON dump masks the SecretStr download_url, and
-    # the private link is sent only once, so a resumed run needs it intact.
-    result_serializer="pickle",
+    # Never a Prefect result: the answer may hold a private link, and the job journal,
+    # not Prefect's result storage, is what makes a retry resume instead of paying.
+    cache_policy=NO_CACHE,
+    persist_result=False,
     retries=0,
 )
-def queue_video(credentials: VeniceCredentials, request: QueueRequest, slot: int = 0) -> QueuedJob:
-    """Queue the video: the only paid call. Its answer is stored at once, keyed to the flow run.
+def queue_video(
+    credentials: VeniceCredentials,
+    request: QueueRequest,
+    slot: int = 0,
+    job_key: str | None = None,
+) -> QueuedJob:
+    """Queue the video: the only paid call, made at most once per job key.
 
-    A retry of the same flow run finds the stored answer and polls the same job
-    instead of paying again; `slot` tells apart identical requests queued in one
-    run on purpose. No Prefect retries: the client already retries the 429 and
-    500 answers that mean no job was created, and anything else (a timeout after
-    sending, for one) may have created a job.
+    Before the request is sent, the job key is recorded in the job journal
+    (prefect_venice.journal, a user-only file on the worker, or the shared folder
+    PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR names); the answer is recorded the moment
+    it arrives. A later attempt with the same key (a task or flow retry, a UI Retry, a
+    retried parent, a rerun with the same `job_key`) returns the recorded job instead
+    of paying again, and one that finds a request sent but no answer recorded stops
+    with UnconfirmedQueueError instead of paying blindly.
+
+    The default key ties the job to this flow run, its `slot` (which tells identical
+    requests of one run apart) and the request. No Prefect retries: the client
+    already retries the 429 and 500 answers that mean no job was created.
 
     When the PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT setting names a global
     rate limit, every /video/queue request (retries included) first takes a slot of
@@ -125,15 +135,27 @@ def queue_video(credentials: VeniceCredentials, request: QueueRequest, slot: int
     """
     logger = get_run_logger()
     limit = VeniceSettings().queue_rate_limit
+    key = job_key or job_key_for(request, slot)
     # One slot per /video/queue request: this one, and any the client retries after a
     # 429 or 500 (those retries go through the policy's sleep).
     with credentials.get_client(retry=paced_retry_policy(limit)) as client:
         # Checked here too (free, against the cached catalogue): the task is public, and
         # a flow that composes it may skip validate_video_request.
         client.validate(request)
-        pace(limit)
-        job = client.queue(request, validate=False)
+        queued = queue_once(
+            client, request, key=key, journal=job_journal(), before_send=lambda: pace(limit)
+        )
+    job = queued.job
     link = job.download_url.get_secret_value() if job.download_url else None
+    if queued.resumed:
+        logger.info(
+            "Job key %s already holds video %s (%s, %s): resuming it; nothing was paid again.",
+            key,
+            job.queue_id,
+            job.model,
+            queued.entry.state,
+        )
+        return job
     logger.info(
         "Queued video %s on %s%s.",
         job.queue_id,
@@ -170,6 +192,8 @@ def wait_for_video(
     the estimated progress and time left. After max_wait_seconds (default: the
     PREFECT_INTEGRATIONS_VENICE_MAX_WAIT_SECONDS setting) it fails with
     WaitTimeoutError; the job keeps running on Venice and can be waited on again.
+    Transient trouble (500/503, 429, dropped connections that outlast the client's
+    own retries) never ends the wait before that deadline: it backs off and polls on.
 
     For public models the final retrieve answer is the MP4 itself: it is streamed,
     checked and saved into staging_dir (default: a temporary folder), and the
@@ -189,7 +213,17 @@ def wait_for_video(
     with credentials.get_client(retry=paced_retry_policy(settings.retrieve_rate_limit)) as client:
         while True:
             pace(settings.retrieve_rate_limit)
-            answer = client.retrieve(job, staged)
+            try:
+                answer = client.retrieve(job, staged)
+            except VeniceError as exc:
+                if not exc.retryable:
+                    raise
+                delay = clock.after_transient_error(exc)  # raises at the deadline
+                logger.warning(
+                    "Polling %s hit %s; trying again in %.1f s.", job.queue_id, exc, delay
+                )
+                time.sleep(delay)
+                continue
             if not isinstance(answer, Processing):
                 break
             time.sleep(clock.after_processing(answer))
@@ -238,6 +272,8 @@ def download_video(
     destination: str = ".",
     storage_block: str | None = None,
     filename: str | None = None,
+    job_key: str | None = None,
+    overwrite: bool = False,
 ) -> VideoResult:
     """Save the finished MP4 to a local folder or a Prefect file-system block.
 
@@ -245,7 +281,9 @@ def download_video(
     from the job's private link, fetched without the API key. Without `ready`, one
     retrieve call finds out which (and fails if the video is still processing).
     Every write is streamed to a temporary file and moved into place only when it
-    checks out, so a failure never leaves half a file at the destination.
+    checks out, so a failure never leaves half a file at the destination, and an
+    existing file is never replaced unless `overwrite` (the video is then saved
+    beside it, under a name that adds its queue id).
 
     Args:
         credentials: The Venice credentials block.
@@ -256,7 +294,11 @@ def download_video(
             the MP4 is staged locally, then renamed or streamed in chunks into it
             (LocalFileSystem, RemoteFileSystem, SMB); other blocks get write_path(bytes),
             which holds the whole video in memory once (a warning says so).
-        filename: File name or storage key; default `<queue_id>.mp4`.
+        filename: A plain file name (local) or a relative storage key (block); default
+            `<queue_id>.mp4`.
+        job_key: The job's key in the job journal; when given, the save is recorded
+            there, so a retried run skips this video.
+        overwrite: Replace an existing file of that name.
 
     Returns:
         A VideoResult: where the file is, its size and SHA-256, never the bytes.
@@ -264,26 +306,35 @@ def download_video(
     """
     logger = get_run_logger()
     started = time.monotonic()
-    name = filename or f"{job.queue_id}.mp4"
-    local_dir = None if storage_block else Path(destination).expanduser()
-    staging_dir = str(local_dir / STAGING_DIR_NAME) if local_dir else None
+    local = (
+        None
+        if storage_block
+        else LocalDestination(Path(destination).expanduser().resolve(), filename, overwrite)
+    )
+    staging_dir = str(local.staging_dir) if local else None
     with credentials.get_client() as client:
         staged = _staged_video(client_ready=ready, job=job, client=client, staging_dir=staging_dir)
     if storage_block is not None:
-        fs = _load_writable_file_system(storage_block)
+        key = check_storage_key(filename or f"{job.queue_id}.mp4")
+        fs = load_writable_file_system(storage_block)
         try:
-            location = save_to_block(fs, name, staged.path, logger=logger)
+            location = save_to_block(fs, key, staged.path, logger=logger)
         finally:
             staged.path.unlink(missing_ok=True)
         logger.info("Saved video %s to block %r at %s.", job.queue_id, storage_block, location)
     else:
-        assert local_dir is not None
-        local_dir.mkdir(parents=True, exist_ok=True)
-        final = local_dir / name
-        _move_into_place(staged.path, final)
-        location = str(final.resolve())
+        assert local is not None
+        final = local.place(staged.path, job.queue_id)
+        if final != local.final_path(job.queue_id):
+            logger.warning(
+                "%s appeared while the video was made; video %s was saved beside it as %s.",
+                local.final_path(job.queue_id),
+                job.queue_id,
+                final,
+            )
+        location = str(final)
         logger.info("Saved video %s to %s.", job.queue_id, location)
-    return VideoResult(
+    result = VideoResult(
         queue_id=job.queue_id,
         model=job.model,
         path=location,
@@ -294,6 +345,9 @@ def download_video(
         wait_seconds=ready.wait_seconds if ready else None,
         download_seconds=time.monotonic() - started,
     )
+    if job_key is not None:
+        job_journal().saved(job_key, result.model_dump(mode="json"))
+    return result
 
 
 @task(
@@ -308,37 +362,30 @@ def complete_video(
     job: QueuedJob,
     revoke_link: bool = True,
     complete: bool = True,
+    job_key: str | None = None,
 ) -> CleanupResult:
     """Clean up after a saved video: revoke the private link and delete the media on Venice.
 
     Run it only once the file is saved. A link or job that is already gone is not
-    an error (the result says False for it).
+    an error (the result says False for it). With `job_key`, the private link is then
+    dropped from the job journal, so no secret stays at rest.
     """
     logger = get_run_logger()
-    revoked: bool | None = None
-    completed: bool | None = None
     with credentials.get_client() as client:
-        if revoke_link and job.download_url is not None:
-            revoked = client.revoke(job.download_url)
-            logger.info(
-                "Private link of %s %s.",
-                job.queue_id,
-                "revoked" if revoked else "was already gone",
-            )
-        if complete:
-            completed = client.complete(job)
-            logger.info(
-                "Media of %s %s.",
-                job.queue_id,
-                "deleted on Venice" if completed else "was already gone",
-            )
-    return CleanupResult(queue_id=job.queue_id, link_revoked=revoked, media_deleted=completed)
-
-
-def _move_into_place(staged: Path, final: Path) -> None:
-    # The staging folder sits inside the destination, so this is a same-file-system,
-    # atomic rename: readers see no file or the whole file.
-    os.replace(staged, final)
+        outcome = clean_up(client, job, revoke_link=revoke_link, complete=complete)
+    if outcome.link_revoked is not None:
+        state = "revoked" if outcome.link_revoked else "was already gone"
+        logger.info("Private link of %s %s.", job.queue_id, state)
+    if outcome.media_deleted is not None:
+        state = "deleted on Venice" if outcome.media_deleted else "was already gone"
+        logger.info("Media of %s %s.", job.queue_id, state)
+    if job_key is not None:
+        job_journal().cleaned(job_key)
+    return CleanupResult(
+        queue_id=job.queue_id,
+        link_revoked=outcome.link_revoked,
+        media_deleted=outcome.media_deleted,
+    )
 
 
 def _staging_file(staging_dir: str | None, queue_id: str) -> Path:
@@ -347,6 +394,7 @@ def _staging_file(staging_dir: str | None, queue_id: str) -> Path:
         if staging_dir
         else Path(tempfile.gettempdir()) / "prefect-venice"
     )
+    remove_stale_staging(base)  # leftovers of killed runs
     base.mkdir(parents=True, exist_ok=True)
     return base / f"{queue_id}.mp4"
 
@@ -388,19 +436,3 @@ def _staged_video(
             queue_id=job.queue_id,
         )
     return client.download(job.download_url, staged_path, queue_id=job.queue_id)
-
-
-def _load_writable_file_system(name: str) -> WritableFileSystem:
-    """Load a file-system block by "<block-type-slug>/<block-name>" and check it can write."""
-    if "/" not in name:
-        raise InvalidRequestError(
-            f"storage_block {name!r} must be '<block-type-slug>/<block-name>', "
-            "e.g. 'local-file-system/videos'."
-        )
-    block = Block.load(name)
-    if not isinstance(block, WritableFileSystem):
-        raise InvalidRequestError(
-            f"storage_block {name!r} is a {type(block).__name__}, not a writable file system "
-            "(e.g. LocalFileSystem or RemoteFileSystem)."
-        )
-    return block

@@ -61,8 +61,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll the emulator's sub-second jobs every few milliseconds."""
+def fast_polling(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Poll the emulator's sub-second jobs every few milliseconds; a job journal per test."""
+    monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_POLL_MIN_INTERVAL_SECONDS", "0.01")
     monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_POLL_FIRST_INTERVAL_SECONDS", "0.02")
     monkeypatch.setenv("PREFECT_INTEGRATIONS_VENICE_POLL_MAX_INTERVAL_SECONDS", "0.1")

@@ -11,7 +11,7 @@ from prefect import flow
 
 from prefect_venice.emulator import Emulator, FaultConfig
 from prefect_venice.flows import VideoRequest, generate_video
-from prefect_venice.tasks import video as video_tasks
+from prefect_venice.generation import LocalDestination
 
 
 def text_request(output_dir: Path, **overrides: Any) -> VideoRequest:
@@ -86,16 +86,16 @@ def test_flaky_retrieve_and_complete_still_succeed_with_one_queue_call_each(
 @pytest.fixture
 def failures(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Make the first move of a saved video into place fail; lists the paths it failed."""
-    real_move = video_tasks._move_into_place
+    real_place = LocalDestination.place
     failed: list[Path] = []
 
-    def fail_once(staged: Path, final: Path) -> None:
+    def fail_once(self: LocalDestination, staged: Path, queue_id: str) -> Path:
         if not failed:
-            failed.append(final)
+            failed.append(self.final_path(queue_id))
             raise OSError("disk went away (injected)")
-        real_move(staged, final)
+        return real_place(self, staged, queue_id)
 
-    monkeypatch.setattr(video_tasks, "_move_into_place", fail_once)
+    monkeypatch.setattr(LocalDestination, "place", fail_once)
     return failed
 
 
@@ -177,10 +177,10 @@ def test_a_failure_after_queueing_names_the_paid_job_so_it_can_be_resumed(
     output_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def disk_gone(staged: Path, final: Path) -> None:
+    def disk_gone(self: LocalDestination, staged: Path, queue_id: str) -> Path:
         raise OSError("disk went away (injected)")
 
-    monkeypatch.setattr(video_tasks, "_move_into_place", disk_gone)
+    monkeypatch.setattr(LocalDestination, "place", disk_gone)
 
     state = generate_video(
         request=text_request(output_dir), credentials_block=credentials_block, return_state=True
@@ -199,12 +199,12 @@ def test_a_failing_event_emitter_does_not_lose_the_paid_job(
     output_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from prefect_venice.tasks import _support
+    from prefect_venice.tasks import events
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("events are down (injected)")
 
-    monkeypatch.setattr(_support, "emit_event", broken)
+    monkeypatch.setattr(events, "emit_event", broken)
 
     state = generate_video.with_options(retries=1, retry_delay_seconds=0)(
         request=text_request(output_dir), credentials_block=credentials_block, return_state=True

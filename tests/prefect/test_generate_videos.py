@@ -71,7 +71,7 @@ def test_retrieves_take_slots_of_the_named_rate_limit(
         real_rate_limit(names, **options)
         taken.append(names)
 
-    monkeypatch.setattr("prefect_venice.tasks._support.rate_limit", counting)
+    monkeypatch.setattr("prefect_venice.tasks.pacing.rate_limit", counting)
 
     results = generate_videos(
         requests=takes(output_dir, 2), max_usd=5.0, credentials_block=credentials_block
@@ -126,12 +126,12 @@ def test_a_failure_after_queueing_names_the_paid_job(
     output_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from prefect_venice.tasks import video as video_tasks
+    from prefect_venice.generation import LocalDestination
 
-    def disk_gone(staged: Path, final: Path) -> None:
+    def disk_gone(self: LocalDestination, staged: Path, queue_id: str) -> Path:
         raise OSError("disk went away (injected)")
 
-    monkeypatch.setattr(video_tasks, "_move_into_place", disk_gone)
+    monkeypatch.setattr(LocalDestination, "place", disk_gone)
 
     state = generate_videos(
         requests=takes(output_dir, 1),

@@ -34,7 +34,7 @@ def slots_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         real_rate_limit(names, **options)
         taken.append(names)
 
-    monkeypatch.setattr("prefect_venice.tasks._support.rate_limit", counting)
+    monkeypatch.setattr("prefect_venice.tasks.pacing.rate_limit", counting)
     return taken
 
 

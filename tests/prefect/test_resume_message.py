@@ -20,13 +20,20 @@ PRIVATE_MODEL = "grok-imagine-text-to-video-private"
 
 
 def timing_out_request(output_dir: Path) -> VideoRequest:
-    """A public model's request that is queued (paid) and then gives up waiting at once."""
+    """A public model's request that is queued (paid) and gives up waiting after a second."""
     return VideoRequest(
         prompt="Fog rolling over a harbour",
         aspect_ratio="16:9",
         output_dir=str(output_dir),
-        max_wait_seconds=0.001,
+        max_wait_seconds=1,
     )
+
+
+@pytest.fixture
+def emulator(emulator_factory: Any) -> Emulator:
+    """Jobs that take several seconds, so a one-second wait gives up."""
+    started: Emulator = emulator_factory(job_duration_factor=12.0)
+    return started
 
 
 def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
