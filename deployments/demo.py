@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from demo_stack import (
+from supervisor import (
     REPO_ROOT,
     Stack,
     StackConfig,

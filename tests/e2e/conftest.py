@@ -15,7 +15,7 @@ if str(DEPLOYMENTS_DIR) not in sys.path:
     sys.path.append(str(DEPLOYMENTS_DIR))
 
 from demo import DemoResult, demo_request, run_on_demand, start_demo_stack  # noqa: E402
-from demo_stack import REPO_ROOT, Stack, StackConfig, prefect_client_settings, stop_stack  # noqa: E402
+from supervisor import REPO_ROOT, Stack, StackConfig, prefect_client_settings, stop_stack  # noqa: E402
 
 #: Seconds between runs of the daily deployment during the tests.
 TEST_DAILY_INTERVAL = 10.0

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from demo import DemoResult
-from demo_stack import BIN_DIR, Stack, StackConfig, client_environment
 from serve import DAILY_CRON, DAILY_DEPLOYMENT, ON_DEMAND_DEPLOYMENT, build_deployments
+from supervisor import BIN_DIR, Stack, StackConfig, client_environment
 
 from prefect_venice.flows import VideoRequest
 

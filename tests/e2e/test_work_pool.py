@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from demo import demo_request, save_credentials
-from demo_stack import (
+from serve import DAILY_CRON, DAILY_DEPLOYMENT, ON_DEMAND_DEPLOYMENT
+from supervisor import (
     BIN_DIR,
     DEPLOYMENTS_DIR,
     Stack,
@@ -22,7 +23,6 @@ from demo_stack import (
     start_services,
     stop_stack,
 )
-from serve import DAILY_CRON, DAILY_DEPLOYMENT, ON_DEMAND_DEPLOYMENT
 
 from .conftest import TEST_TIME_SCALE
 

@@ -1,4 +1,4 @@
-"""Start, watch and stop the local stack behind the demo: Prefect server, Venice emulator, runner.
+"""A process supervisor for the local stack (Prefect server, Venice emulator, runner).
 
 The demo (`deployments/demo.py`) and the end-to-end tests (`tests/e2e/`) build
 the same stack through these functions, so the tests exercise exactly what
