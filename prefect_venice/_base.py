@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -16,6 +18,8 @@ from .download import CHUNK_SIZE, VideoWriter, resolve_destination
 from .errors import (
     InvalidBaseURLError,
     InvalidVideoError,
+    LinkExhaustedError,
+    LinkGoneError,
     NetworkError,
     OutcomeUnknownError,
     ServerError,
@@ -37,10 +41,10 @@ from .models import (
     VideoModel,
 )
 from .polling import PollPolicy, WaitClock
-from .retry import Endpoint, RetryPolicy
+from .retry import NOT_SENT, Endpoint, RetryPolicy
 from .validation import find_model, validate_request
 
-__all__ = ["DEFAULT_BASE_URL", "BaseVeniceClient", "check_base_url"]
+__all__ = ["DEFAULT_BASE_URL", "BaseVeniceClient", "LinkTransfer", "check_base_url"]
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
 DEFAULT_TIMEOUT = 30.0
@@ -227,6 +231,9 @@ class BaseVeniceClient:
         self.poll = poll or PollPolicy()
         self.chunk_size = chunk_size
         self._models: list[VideoModel] | None = None
+        # GETs this client sent per private link, keyed by a digest of the link (a link
+        # allows only a few; a 429 after some of them means it is used up).
+        self._link_gets: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={without_userinfo(self.base_url)!r})"
@@ -411,6 +418,13 @@ class BaseVeniceClient:
                 queue_id=queue_id,
             )
 
+    def _link_transfer(
+        self, url: str, destination: str | os.PathLike[str], queue_id: str | None
+    ) -> LinkTransfer:
+        target = resolve_destination(destination, queue_id or "video")
+        writer = VideoWriter(target, queue_id=queue_id, source="link")
+        return LinkTransfer(self, url, writer, queue_id)
+
     def _writer(
         self,
         response: httpx.Response,
@@ -422,6 +436,260 @@ class BaseVeniceClient:
         return VideoWriter(
             target, expected_length=expected_length(response), queue_id=queue_id, source=source
         )
+
+
+_CONTENT_RANGE = re.compile(r"bytes[ \t]+([0-9]+)-([0-9]+)/([0-9]+)", re.IGNORECASE | re.ASCII)
+_UNSATISFIED_RANGE = re.compile(r"bytes[ \t]+\*/([0-9]+)", re.IGNORECASE | re.ASCII)
+
+BodyPlan = Literal["body", "error", "skip"]
+"""What a download does with an answer's body: save it, read it as an error, or leave it."""
+
+
+class LinkTransfer:
+    """One private-link download across its GETs: what to ask for and what each answer means.
+
+    A link serves only a few GETs, so a cut transfer is not started again from
+    byte 0: the bytes received stay in the one VideoWriter of this download and
+    the next GET asks for `Range: bytes=<received>-` (unless the host said
+    `Accept-Ranges: none`). A 206 whose `Content-Range` continues exactly where
+    the file stops (same total, same ETag) is appended; a 200 starts over from
+    zero; anything inconsistent throws the partial file away and starts over
+    without a range. The checksum and the final size and `ftyp` checks cover the
+    whole file.
+
+    A 410 from the link, or a 429 after this client already fetched it, ends the
+    download at once with an error that says the link is used up, expired or
+    revoked. Shared by both clients: they only do the I/O, in this order per
+    attempt: `request_headers()`, the GET, `on_answer(response)`, the body as
+    planned, then `finished(outcome)` and, if not finished, `decide(attempt, outcome)`.
+    """
+
+    def __init__(
+        self, client: BaseVeniceClient, url: str, writer: VideoWriter, queue_id: str | None
+    ) -> None:
+        self._client = client
+        self.url = url
+        self.writer = writer
+        self.queue_id = queue_id
+        self.total: int | None = None
+        """Size of the whole file, once an answer said it."""
+        self.ranges: bool | None = None
+        """Whether a resumed GET may ask for a byte range: True once the host advertised
+        `Accept-Ranges: bytes` or answered 206, False once it said `none` or answered a
+        range inconsistently, None (unknown: ask; a host without ranges answers 200)."""
+        self.etag: str | None = None
+        self.gets = 0
+        """GETs this download sent."""
+        self._key = hashlib.sha256(url.encode()).hexdigest()
+        self._plan: BodyPlan = "error"
+        self._answered = False
+        self._unusable: str | None = None
+
+    # Before each GET ------------------------------------------------------------
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers for the next GET: a byte range when resuming is possible."""
+        self._plan, self._answered, self._unusable = "error", False, None
+        # Ranges count bytes as stored: ask for the file itself, never a compressed form.
+        headers = {"Accept-Encoding": "identity"}
+        received = self.writer.received
+        self.writer.flush()
+        if received and self.ranges is not False:
+            headers["Range"] = f"bytes={received}-"
+            if self.etag is not None:
+                # The host answers the whole file (200) if it changed meanwhile.
+                headers["If-Range"] = self.etag
+        return headers
+
+    # Each answer ------------------------------------------------------------------
+
+    def on_answer(self, response: httpx.Response) -> BodyPlan:
+        """Count the GET and say what to do with the body; raise for a non-video answer."""
+        self._count_get()
+        self._answered = True
+        if response.status_code == 206:
+            self._plan = self._on_partial(response)
+        elif response.is_success:
+            self._client._check_link_answer(response, self.queue_id)
+            self._on_whole(response)
+            self._plan = "body"
+        else:
+            self._plan = "error"
+        return self._plan
+
+    def _on_whole(self, response: httpx.Response) -> None:
+        if self.writer.received:
+            self.writer.truncate_to(0)  # a whole file again: start over
+        self.total = expected_length(response)
+        self.writer.expected_length = self.total
+        accepted = [t.strip().lower() for t in response.headers.get("accept-ranges", "").split(",")]
+        self.ranges = True if "bytes" in accepted else False if "none" in accepted else None
+        etag = response.headers.get("etag")
+        # Only a strong validator may guard a range (RFC 9110, 13.1.5).
+        self.etag = etag if etag and not etag.startswith("W/") else None
+
+    def _on_partial(self, response: httpx.Response) -> BodyPlan:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+        if match is None:
+            self._restart("206 without a usable Content-Range")
+            return "skip"
+        first, last, total = (int(group) for group in match.groups())
+        problem = self._partial_problem(response, first, last, total)
+        if problem is not None:
+            self._restart(f"206 with {problem}")
+            return "skip"
+        self._client._check_link_answer(response, self.queue_id)
+        self.total = total
+        self.writer.expected_length = total
+        self.ranges = True
+        return "body"
+
+    def _partial_problem(
+        self, response: httpx.Response, first: int, last: int, total: int
+    ) -> str | None:
+        """Why a 206 cannot continue the file (None: it can)."""
+        received = self.writer.received
+        length = expected_length(response)
+        etag = response.headers.get("etag")
+        if first != received:
+            return f"bytes from {first} where {received} had arrived"
+        if not first <= last < total:
+            return "an impossible Content-Range"
+        if self.total is not None and total != self.total:
+            return f"a total of {total} bytes instead of {self.total}"
+        if response.headers.get("content-encoding", "identity") not in ("", "identity"):
+            return "an encoded part"
+        if length is not None and length != last - first + 1:
+            return "a Content-Length that does not match its Content-Range"
+        if self.etag is not None and etag is not None and etag != self.etag:
+            return "a different version of the file (ETag)"
+        return None
+
+    def finished(self, outcome: httpx.Response | httpx.HTTPError) -> bool:
+        """Whether the whole file is in the writer, ready for commit()."""
+        if isinstance(outcome, httpx.HTTPError):
+            return False
+        received = self.writer.received
+        if outcome.status_code == 416:
+            # Asked for bytes past the end: complete if the end is exactly what we hold.
+            match = _UNSATISFIED_RANGE.fullmatch(outcome.headers.get("content-range", "").strip())
+            total = int(match.group(1)) if match else None
+            if received and total == received and self.total in (None, total):
+                self.writer.expected_length = total
+                return True
+            self._restart("416 for a range the file does not end at")
+            return False
+        if self._plan != "body":
+            return False
+        return self.total is None or received >= self.total
+
+    # Between GETs ------------------------------------------------------------------
+
+    def decide(self, attempt: int, outcome: httpx.Response | httpx.HTTPError) -> float:
+        """Return the delay before the next GET, or raise the final error.
+
+        Call it outside any `except` block (see BaseVeniceClient._decide).
+        """
+        retry = self._client.retry
+        last = attempt + 1 >= retry.attempts_for("link_get")
+        if isinstance(outcome, httpx.HTTPError):
+            if not self._answered and not isinstance(outcome, NOT_SENT):
+                self._count_get()  # sent, then cut off before any answer
+            if last or not isinstance(outcome, httpx.TransportError):
+                error = error_from_exception(
+                    "link_get", outcome, queue_id=self.queue_id, link=self.url, attempts=attempt + 1
+                )
+                raise type(error)(
+                    error.message + self._progress(), queue_id=self.queue_id
+                ) from None
+            return retry.backoff(attempt)
+        status = outcome.status_code
+        if status == 410:
+            raise self._gone(outcome)
+        if status == 429:
+            earlier = self._client._link_gets.get(self._key, 0) - 1
+            if earlier > 0 or last:
+                raise self._exhausted(outcome, earlier)
+            # The first GET this client made: maybe a brief limit, so one short wait.
+            return min(
+                retry.max_link_rate_limit_wait,
+                retry.delay_after_status(429, outcome.headers, attempt),
+            )
+        if self._plan == "body" or self._unusable is not None:
+            # The answer ended short without an error, or could not be continued.
+            if last:
+                raise self._incomplete()
+            return 0.0
+        return self._client._decide(
+            "link_get", attempt, outcome, queue_id=self.queue_id, link=self.url
+        )
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _count_get(self) -> None:
+        self.gets += 1
+        gets = self._client._link_gets
+        gets[self._key] = gets.get(self._key, 0) + 1
+
+    def _restart(self, why: str) -> None:
+        self._unusable = why
+        self.writer.truncate_to(0)
+        self.ranges = False
+
+    def _where(self) -> str:
+        job = f" for job {self.queue_id}" if self.queue_id else ""
+        return f"The private link{job} (GET {redact_url(self.url)})"
+
+    def _progress(self) -> str:
+        received = self.writer.received
+        if not received:
+            return ""
+        of = f" of {self.total}" if self.total is not None else ""
+        return f" {received}{of} bytes had arrived; nothing was saved."
+
+    def _gone(self, response: httpx.Response) -> LinkGoneError:
+        earlier = self._client._link_gets.get(self._key, 0) - 1
+        said = server_message(response.content)
+        return LinkGoneError(
+            f"{self._where()} answered 410 {self._after(earlier)}: it has expired, "
+            f"been used up or been revoked{self._host_said(said)}.",
+            status=410,
+            server_message=said,
+            queue_id=self.queue_id,
+        )
+
+    def _exhausted(self, response: httpx.Response, earlier: int) -> LinkExhaustedError:
+        said = server_message(response.content)
+        return LinkExhaustedError(
+            f"{self._where()} answered 429 {self._after(earlier)}: it allows only a few "
+            "downloads and appears to be used up"
+            f"{'' if earlier > 0 else ' (perhaps by an earlier run)'}{self._host_said(said)}.",
+            status=429,
+            server_message=said,
+            queue_id=self.queue_id,
+        )
+
+    def _incomplete(self) -> InvalidVideoError:
+        received, total = self.writer.received, self.total
+        if self._unusable is not None:
+            what = f"answered {self._unusable}"
+        else:
+            what = f"sent {received} of {total} bytes"
+        return InvalidVideoError(
+            f"{self._where()} {what} on its last allowed GET ({self.gets} this download); "
+            "nothing was saved.",
+            queue_id=self.queue_id,
+        )
+
+    @staticmethod
+    def _after(earlier: int) -> str:
+        if earlier <= 0:
+            return "to the first GET from this client"
+        return f"after {earlier} earlier GET{'s' if earlier != 1 else ''} from this client"
+
+    @staticmethod
+    def _host_said(said: str | None) -> str:
+        return f" (the host said: {said.rstrip('.')})" if said else ""
 
 
 def _json(response: httpx.Response, what: str) -> Any:

@@ -262,24 +262,34 @@ class VeniceClient(BaseVeniceClient):
     ) -> VideoSaved:
         """GET the private link (no Authorization header) and save the MP4 atomically.
 
-        A dropped transfer restarts into a fresh temp file, a few times at most;
-        429 waits for Retry-After; 404/410 are final (LinkGoneError for 410).
+        A link serves only a few GETs (RetryPolicy.link_attempts per call). A cut
+        transfer keeps what arrived and resumes with `Range: bytes=<received>-`;
+        a host that answers the whole file again (200) starts over. The checksum
+        and checks cover the whole file, which appears at destination only once
+        complete. 410, or 429 after this client already fetched the link, is final
+        and says the link is used up, expired or revoked (LinkGoneError,
+        LinkExhaustedError); 404 is final too.
         """
-        url = self._link(download_url)
-        for attempt in itertools.count():
-            outcome: httpx.Response | httpx.HTTPError
-            try:
-                with self._links.stream("GET", url) as response:
-                    if response.is_success:
-                        self._check_link_answer(response, queue_id)
-                        return self._save(response, destination, queue_id, "link")
-                    response.read()
-                    outcome = response
-            except httpx.HTTPError as exc:
-                outcome = exc
-            self.retry.sleep(
-                self._decide("link_get", attempt, outcome, queue_id=queue_id, link=url)
-            )
+        transfer = self._link_transfer(self._link(download_url), destination, queue_id)
+        with transfer.writer as writer:
+            for attempt in itertools.count():
+                outcome: httpx.Response | httpx.HTTPError
+                try:
+                    with self._links.stream(
+                        "GET", transfer.url, headers=transfer.request_headers()
+                    ) as response:
+                        plan = transfer.on_answer(response)
+                        if plan == "body":
+                            for chunk in response.iter_bytes(self.chunk_size):
+                                writer.write(chunk)
+                        elif plan == "error":
+                            response.read()
+                        outcome = response
+                except httpx.HTTPError as exc:
+                    outcome = exc
+                if transfer.finished(outcome):
+                    return writer.commit()
+                self.retry.sleep(transfer.decide(attempt, outcome))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def revoke(self, download_url: SecretStr | str) -> bool:
@@ -514,24 +524,34 @@ class AsyncVeniceClient(BaseVeniceClient):
     ) -> VideoSaved:
         """GET the private link (no Authorization header) and save the MP4 atomically.
 
-        A dropped transfer restarts into a fresh temp file, a few times at most;
-        429 waits for Retry-After; 404/410 are final (LinkGoneError for 410).
+        A link serves only a few GETs (RetryPolicy.link_attempts per call). A cut
+        transfer keeps what arrived and resumes with `Range: bytes=<received>-`;
+        a host that answers the whole file again (200) starts over. The checksum
+        and checks cover the whole file, which appears at destination only once
+        complete. 410, or 429 after this client already fetched the link, is final
+        and says the link is used up, expired or revoked (LinkGoneError,
+        LinkExhaustedError); 404 is final too.
         """
-        url = self._link(download_url)
-        for attempt in itertools.count():
-            outcome: httpx.Response | httpx.HTTPError
-            try:
-                async with self._links.stream("GET", url) as response:
-                    if response.is_success:
-                        self._check_link_answer(response, queue_id)
-                        return await self._save(response, destination, queue_id, "link")
-                    await response.aread()
-                    outcome = response
-            except httpx.HTTPError as exc:
-                outcome = exc
-            await self.retry.async_sleep(
-                self._decide("link_get", attempt, outcome, queue_id=queue_id, link=url)
-            )
+        transfer = self._link_transfer(self._link(download_url), destination, queue_id)
+        with transfer.writer as writer:
+            for attempt in itertools.count():
+                outcome: httpx.Response | httpx.HTTPError
+                try:
+                    async with self._links.stream(
+                        "GET", transfer.url, headers=transfer.request_headers()
+                    ) as response:
+                        plan = transfer.on_answer(response)
+                        if plan == "body":
+                            async for chunk in response.aiter_bytes(self.chunk_size):
+                                writer.write(chunk)
+                        elif plan == "error":
+                            await response.aread()
+                        outcome = response
+                except httpx.HTTPError as exc:
+                    outcome = exc
+                if transfer.finished(outcome):
+                    return writer.commit()
+                await self.retry.async_sleep(transfer.decide(attempt, outcome))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def revoke(self, download_url: SecretStr | str) -> bool:

@@ -34,10 +34,16 @@ class VideoWriter:
     Chunks go to a temporary file in the destination's own directory (so the
     final os.replace is an atomic rename on the same file system), the sha256 is
     computed while streaming, and on commit() the file is flushed, fsynced and
-    checked: non-empty, as long as Content-Length said, and starting with an MP4
-    `ftyp` box. Leaving the `with` block without commit() (any error, including
-    a dropped connection) deletes the temp file, so no half file is ever left at
-    the destination.
+    checked: non-empty, as long as `expected_length` says, and starting with an
+    MP4 `ftyp` box. Leaving the `with` block without commit() (any error,
+    including a dropped connection) deletes the temp file, so no half file is
+    ever left at the destination.
+
+    One writer serves one whole download, however many requests it takes: the
+    temp file is kept across attempts, `received` says how much of it holds, and
+    `truncate_to` drops a tail that cannot be continued (0 starts over). The temp
+    file is created on the first write, so an answer that fails before any byte
+    arrives leaves nothing behind, not even a new directory.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class VideoWriter:
     ) -> None:
         self.destination = destination
         self.expected_length = expected_length
+        """The size the whole file must have (None: unknown); settable while receiving."""
         self.queue_id = queue_id
         self.source: Literal["retrieve", "link"] = source
         self._hash = hashlib.sha256()
@@ -59,12 +66,6 @@ class VideoWriter:
         self._temp_path: Path | None = None
 
     def __enter__(self) -> VideoWriter:
-        self.destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".part"
-        )
-        self._temp_path = Path(name)
-        self._file = os.fdopen(fd, "wb")
         return self
 
     def __exit__(
@@ -75,28 +76,82 @@ class VideoWriter:
     ) -> None:
         self.abort()
 
+    @property
+    def received(self) -> int:
+        """Bytes written to the temp file so far (after any truncate_to)."""
+        return self._size
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            self.destination.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(
+                dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".part"
+            )
+            self._temp_path = Path(name)
+            self._file = os.fdopen(fd, "w+b")
+        return self._file
+
     def write(self, chunk: bytes) -> None:
         """Append one chunk to the temp file and the running checksum."""
-        assert self._file is not None, "use VideoWriter as a context manager"
+        file = self._open()
         if len(self._head) < 8:
             self._head += chunk[: 8 - len(self._head)]
-        self._file.write(chunk)
+        file.write(chunk)
         self._hash.update(chunk)
         self._size += len(chunk)
 
+    def flush(self) -> None:
+        """Hand what was received to the operating system (between attempts of a download)."""
+        if self._file is not None:
+            self._file.flush()
+
+    def truncate_to(self, size: int) -> None:
+        """Keep only the first `size` bytes received (0: start over); the checksum follows.
+
+        Used when a resumed download cannot continue where it stopped. Cutting to
+        anything but 0 or the current size re-reads the kept part once to rebuild
+        the checksum, in chunks, so memory stays flat.
+        """
+        if not 0 <= size <= self._size:
+            raise ValueError(f"cannot truncate {self._size} received bytes to {size}")
+        if size == self._size:
+            return
+        file = self._open()
+        file.flush()
+        file.truncate(size)
+        self._hash = hashlib.sha256()
+        self._head = b""
+        file.seek(0)
+        left = size
+        while left > 0:
+            block = file.read(min(left, CHUNK_SIZE))
+            if not block:  # pragma: no cover - the file shrank under us
+                raise InvalidVideoError("The partly downloaded video changed on disk.")
+            if len(self._head) < 8:
+                self._head += block[: 8 - len(self._head)]
+            self._hash.update(block)
+            left -= len(block)
+        file.seek(size)
+        self._size = size
+
     def commit(self) -> VideoSaved:
         """Check the file, make it durable and rename it into place; return what was saved."""
+        where = f"for job {self.queue_id}" if self.queue_id else "download"
+        if self._size == 0:
+            raise InvalidVideoError(f"The video {where} arrived empty; nothing was saved.")
         assert self._file is not None and self._temp_path is not None
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        where = f"for job {self.queue_id}" if self.queue_id else "download"
-        if self._size == 0:
-            raise InvalidVideoError(f"The video {where} arrived empty; nothing was saved.")
-        if self.expected_length is not None and self._size != self.expected_length:
+        if self.expected_length is not None and self._size < self.expected_length:
             raise InvalidVideoError(
                 f"The video {where} is truncated: {self._size} of {self.expected_length} bytes "
                 "arrived; nothing was saved."
+            )
+        if self.expected_length is not None and self._size > self.expected_length:
+            raise InvalidVideoError(
+                f"The video {where} is {self._size} bytes, more than the {self.expected_length} "
+                "announced; nothing was saved."
             )
         if self._head[4:8] != b"ftyp":
             raise InvalidVideoError(

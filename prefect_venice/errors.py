@@ -19,6 +19,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidVideoError",
     "JobFailedAfterQueueError",
+    "LinkExhaustedError",
     "LinkGoneError",
     "NetworkError",
     "NotFoundError",
@@ -139,6 +140,21 @@ class LinkGoneError(CallerError):
     """410: the private download link expired, was fully used or was revoked."""
 
     action = "Links are short-lived and single-purpose; queue a new generation for another file."
+
+
+class LinkExhaustedError(LinkGoneError):
+    """429 from a private link: its few GETs appear to be used up.
+
+    Venice's guide: repeated fetches of the same link show up as 429. Waiting does
+    not give the link new GETs, so once this client has fetched the link a 429 is
+    final at once (a first GET that meets 429 gets one short wait). The message
+    says how many GETs this client made; `status` is 429.
+    """
+
+    action = (
+        "Stop fetching this link: use a copy saved earlier, or queue a new generation "
+        "for another file."
+    )
 
 
 class PayloadTooLargeError(CallerError):

@@ -12,7 +12,7 @@ from typing import Literal
 
 import httpx
 
-__all__ = ["Endpoint", "RetryPolicy"]
+__all__ = ["NOT_SENT", "Endpoint", "RetryPolicy"]
 
 Endpoint = Literal["models", "quote", "queue", "retrieve", "complete", "link_get", "link_delete"]
 """The calls the client makes; each has its own retry rules."""
@@ -30,8 +30,8 @@ _RETRY_STATUSES: dict[Endpoint, frozenset[int]] = {
     "queue": frozenset({429, 500}),
 }
 
-# Failures where httpx never wrote the request to the wire: safe even for queue.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures where httpx never wrote the request to the wire: safe even for queue."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,12 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_rate_limit_wait: float = 90.0
     link_attempts: int = 3
-    """Attempts for a private-link download; the guide allows only a few."""
+    """GETs per private-link download; the guide allows only a few. A cut transfer
+    resumes with a byte range, so each GET continues where the last one stopped."""
+    max_link_rate_limit_wait: float = 5.0
+    """Longest wait after a 429 from a private link on this client's first GET of it.
+    Repeated fetches of one link show up as 429, so a 429 after earlier GETs is
+    final (LinkExhaustedError) and never waited on."""
     sleep: Callable[[float], None] = time.sleep
     async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.time
@@ -71,7 +76,7 @@ class RetryPolicy:
         that, the job may exist and resending could charge twice.
         """
         if endpoint == "queue":
-            return isinstance(error, _NOT_SENT)
+            return isinstance(error, NOT_SENT)
         return True
 
     def backoff(self, attempt: int) -> float:

@@ -38,6 +38,8 @@ def mock_venice(
         link_transport=httpx.MockTransport(link or unused),
         retry=fast_retry(sleeps, **(retry or {})),
         poll=options.pop("poll", FAST_POLL),
+        # Small reads: a cut body then loses no bytes inside httpx's chunk buffer.
+        chunk_size=options.pop("chunk_size", 1000),
         **options,
     )
     return Venice(client, sleeps)

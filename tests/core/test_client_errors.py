@@ -24,12 +24,14 @@ from prefect_venice import (
     QueueRequest,
     RateLimitError,
     RegionRestrictedError,
+    RetryPolicy,
     ServerError,
     ServiceUnavailableError,
     VeniceClient,
     VideoSaved,
 )
 from prefect_venice.emulator import Emulator, FaultConfig
+from prefect_venice.errors import LinkExhaustedError
 from prefect_venice.retry import no_retries
 
 
@@ -96,6 +98,8 @@ async def test_410_revoked_link(venice: Venice, tmp_path: Path) -> None:
         await venice.download(job.download_url, tmp_path / "again.mp4", queue_id=job.queue_id)
     assert caught.value.status == 410
     assert "revoked" in (caught.value.server_message or "")
+    assert "answered 410 after 1 earlier GET from this client" in str(caught.value)
+    assert "expired, been used up or been revoked" in str(caught.value)
     assert not (tmp_path / "again.mp4").exists()
 
 
@@ -161,7 +165,7 @@ async def test_429_exhausted_is_a_rate_limit_error(
     assert caught.value.retryable
 
 
-async def test_429_on_an_overused_link_waits_then_fails(
+async def test_429_on_an_overused_link_says_it_is_used_up_without_waiting(
     venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
 ) -> None:
     emu = emulator_factory(link_max_gets=1)  # type: ignore[operator]
@@ -171,15 +175,34 @@ async def test_429_on_an_overused_link_waits_then_fails(
     await venice.wait_for_video(job, tmp_path / "v.mp4")
     venice.sleeps.delays.clear()
 
-    with pytest.raises(RateLimitError) as caught:
-        await venice.download(job.download_url, tmp_path / "again.mp4")
+    with pytest.raises(LinkExhaustedError) as caught:
+        await venice.download(job.download_url, tmp_path / "again.mp4", queue_id=job.queue_id)
     assert caught.value.status == 429
-    assert emu.ledger()["jobs"][job.queue_id]["link_gets"] == 1 + 3  # link_attempts
-    # Two waits between three attempts, each honouring Retry-After (60 emulated s, scaled
-    # to 0.24 s) rather than the test policy's millisecond backoff.
-    assert len(venice.sleeps.delays) == 2
-    assert all(delay >= 0.2 for delay in venice.sleeps.delays)
+    assert not caught.value.retryable
+    assert "after 1 earlier GET from this client" in str(caught.value)
+    assert "appears to be used up" in str(caught.value)
+    # The link's 429 is final at once: no Retry-After wait, no further GET spent.
+    assert emu.ledger()["jobs"][job.queue_id]["link_gets"] == 2
+    assert venice.sleeps.delays == []
     assert not (tmp_path / "again.mp4").exists()
+
+
+async def test_429_on_a_link_another_client_used_up_waits_briefly_once(
+    venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
+) -> None:
+    emu = emulator_factory(link_max_gets=1)  # type: ignore[operator]
+    first = venice_factory(emu)
+    job = await first.queue(private_request())
+    assert job.download_url is not None
+    await first.wait_for_video(job, tmp_path / "v.mp4")
+    second = venice_factory(emu)  # a new process resuming the job, say
+
+    with pytest.raises(LinkExhaustedError, match="after 1 earlier GET from this client"):
+        await second.download(job.download_url, tmp_path / "again.mp4")
+    assert emu.ledger()["jobs"][job.queue_id]["link_gets"] == 1 + 2
+    # One wait, honouring Retry-After (60 emulated s, scaled to 0.24 s) within the cap.
+    assert len(second.sleeps.delays) == 1
+    assert 0.2 <= second.sleeps.delays[0] <= RetryPolicy().max_link_rate_limit_wait
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,15 @@ import asyncio
 import hashlib
 import tracemalloc
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from core_support import VeniceFactory
 from test_client_endpoints import private_request, public_request
 
 from prefect_venice import NetworkError, WaitTimeoutError
-from prefect_venice.emulator import FaultConfig
+from prefect_venice.emulator import Emulator, FaultConfig
+from prefect_venice.errors import LinkExhaustedError
 
 VIDEO_BYTES = 64 * 1024 * 1024  # 1000x the 64 KiB chunk size
 
@@ -91,20 +93,85 @@ async def test_dropped_transfer_with_delete_on_completion_still_saves_the_video(
     assert leftovers(tmp_path) == []
 
 
-async def test_dropped_link_transfer_restarts_into_a_fresh_file(
+def link_statuses(emu: Emulator, queue_id: str) -> list[object]:
+    return [
+        entry["status"]
+        for entry in emu.requests()
+        if entry["endpoint"] == "link_get" and entry["queue_id"] == queue_id
+    ]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as video:
+        for block in iter(lambda: video.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def test_dropped_link_transfer_resumes_with_a_range(
     venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
 ) -> None:
     emu = emulator_factory(video_bytes=2 * 1024 * 1024)  # type: ignore[operator]
     venice = venice_factory(emu)
-    job = await venice.queue(private_request())
-    # Seeded draws for link_get drops: 0.57, 0.38, 0.73: two drops, then a whole transfer.
+    reference_job = await venice.queue(private_request())
+    job = await venice.queue(private_request())  # the same request: the same video
+    reference = await venice.wait_for_video(reference_job, tmp_path / "reference.mp4")
+    # Seeded draws for link_get drops: 0.57, 0.38, 0.73: two cuts, then a whole transfer.
     emu.configure_faults(FaultConfig(drop_rate={"link_get": 0.6}))
 
     saved = await venice.wait_for_video(job, tmp_path / "v.mp4")
 
-    assert saved.size_bytes == 2 * 1024 * 1024
-    assert saved.path.read_bytes()[4:8] == b"ftyp"
+    # Each GET continued where the last was cut (the emulator cuts an answer halfway).
+    assert link_statuses(emu, job.queue_id) == [200, 206, 206]
     assert emu.ledger()["jobs"][job.queue_id]["link_gets"] == 3
+    assert saved.size_bytes == 2 * 1024 * 1024
+    assert saved.sha256 == reference.sha256 == file_sha256(saved.path)
+    assert saved.path.read_bytes() == reference.path.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+async def test_a_large_private_video_resumes_without_holding_it_in_memory(
+    venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
+) -> None:
+    emu = emulator_factory(video_bytes=VIDEO_BYTES // 2)  # type: ignore[operator]
+    venice = venice_factory(emu, timeout=30.0)
+    job = await venice.queue(private_request())
+    emu.configure_faults(FaultConfig(drop_rate={"link_get": 0.6}))
+
+    tracemalloc.start()
+    try:
+        saved = await venice.wait_for_video(job, tmp_path / "big.mp4")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert link_statuses(emu, job.queue_id) == [200, 206, 206]
+    assert saved.size_bytes == VIDEO_BYTES // 2 == saved.path.stat().st_size
+    assert saved.sha256 == file_sha256(saved.path)
+    assert peak < 8 * 1024 * 1024, f"peak traced memory {peak} bytes"
+
+
+async def test_a_link_used_up_by_earlier_gets_is_named_as_such(
+    venice_factory: VeniceFactory, emulator_factory: object, tmp_path: Path
+) -> None:
+    emu = emulator_factory(video_bytes=1024 * 1024, link_max_gets=2)  # type: ignore[operator]
+    venice = venice_factory(emu)
+    job = await venice.queue(private_request())
+    assert job.download_url is not None
+    link = job.download_url.get_secret_value()
+    # Every GET is cut: the first two spend the link, the third is refused with 429.
+    emu.configure_faults(FaultConfig(drop_rate={"link_get": 1.0}))
+
+    with pytest.raises(LinkExhaustedError) as caught:
+        await venice.wait_for_video(job, tmp_path / "v.mp4")
+
+    text = str(caught.value)
+    assert "answered 429 after 2 earlier GETs from this client" in text
+    assert "used up" in text and job.queue_id in text
+    assert link not in text and urlsplit(link).path not in text
+    assert link_statuses(emu, job.queue_id) == [200, 206, 429]
+    assert not (tmp_path / "v.mp4").exists()
     assert leftovers(tmp_path) == []
 
 
@@ -116,9 +183,12 @@ async def test_link_that_always_drops_fails_after_a_few_tries_without_a_file(
     job = await venice.queue(private_request())
     emu.configure_faults(FaultConfig(drop_rate={"link_get": 1.0}))
 
-    with pytest.raises(NetworkError, match="after 3 attempts"):
+    with pytest.raises(NetworkError, match="after 3 attempts") as caught:
         await venice.wait_for_video(job, tmp_path / "v.mp4")
 
+    # Halves of what was left arrived each time (the emulator cuts each answer halfway).
+    assert f"{1024 * 1024 * 7 // 8} of {1024 * 1024} bytes had arrived" in str(caught.value)
+    assert link_statuses(emu, job.queue_id) == [200, 206, 206]
     assert not (tmp_path / "v.mp4").exists()
     assert leftovers(tmp_path) == []
     assert emu.ledger()["jobs"][job.queue_id]["link_gets"] == 3
