@@ -2,57 +2,72 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+import queue
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
+from uuid import UUID
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
+from pydantic import Field
 
+from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.errors import BudgetExceededError
 from prefect_venice.flows.preflight import PlannedVideo, plan_videos
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.flows.video import best_effort, load_credentials
-from prefect_venice.generation import failure_after_queueing, format_usd
-from prefect_venice.models import QueuedJob
-from prefect_venice.tasks import (
-    VideoResult,
-    complete_video,
-    download_video,
-    queue_video,
-    quote_video,
-    validate_video_request,
-    wait_for_video,
-)
+from prefect_venice.generation import format_usd
+from prefect_venice.tasks import VideoResult, produce_video, quote_videos
 from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.resume import job_key_for, recorded_result
 
-__all__ = ["BATCH_SUMMARY_ARTIFACT_KEY", "generate_videos"]
+__all__ = [
+    "BATCH_PROGRESS_ARTIFACT_KEY",
+    "BATCH_SUMMARY_ARTIFACT_KEY",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "generate_videos",
+    "run_windowed",
+]
 
 BATCH_SUMMARY_ARTIFACT_KEY = "venice-batch-summary"
+BATCH_PROGRESS_ARTIFACT_KEY = "venice-batch-progress"
+DEFAULT_MAX_IN_FLIGHT = 50
+"""Default bound on videos queued (paid) but not yet saved in one batch run."""
 
-_Chain = tuple[PrefectFuture[QueuedJob], PrefectFuture[Any], PrefectFuture[VideoResult]]
+R = TypeVar("R")
 
 
 @flow(name="generate-videos", flow_run_name="video-batch")
 def generate_videos(
-    requests: list[VideoRequest], max_usd: float = 5.0, credentials_block: str = "venice"
+    requests: list[VideoRequest],
+    max_usd: float = 5.0,
+    credentials_block: str = "venice",
+    max_in_flight: Annotated[
+        int,
+        Field(ge=1, le=1000, description="Most videos queued (paid) but not yet saved at once."),
+    ] = DEFAULT_MAX_IN_FLIGHT,
 ) -> list[VideoResult]:
     """Generate several videos concurrently, gated by one total budget before any is queued.
 
-    Every request is checked, validated and quoted first; if the quotes add up to
-    more than `max_usd` (or one is above its own `max_usd`), the run fails and nothing
-    is queued. Then each video is queued (at most once per job key), waited on and
-    saved concurrently on the task runner's threads. A retried run keeps the videos
-    it already saved and resumes only the unfinished ones. To keep many pollers
-    inside Venice's 120 retrieves a minute, set
-    PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT to a Prefect global concurrency
-    limit with slot decay.
+    Every request is checked, validated and quoted first (one catalogue fetch, one
+    quote per distinct price shape); if the quotes add up to more than `max_usd` (or
+    one is above its own `max_usd`), the run fails and nothing is queued. Then the
+    videos run as one task run each, at most `max_in_flight` at a time, so the run
+    never pays far ahead of what it can deliver. Each is queued at most once per job
+    key; a retried run keeps the videos it already saved and resumes only the
+    unfinished ones. Calls to Venice are paced to its per-key limits.
 
     Args:
         requests: The videos to make.
         max_usd: Budget in USD for all of them together.
         credentials_block: Name of the VeniceCredentials block.
+        max_in_flight: Most videos queued but not yet saved at any moment.
 
     Returns:
         One VideoResult per request, in order.
@@ -61,52 +76,161 @@ def generate_videos(
     logger = get_run_logger()
     credentials = load_credentials(credentials_block)
     plans = plan_videos(requests, max_usd=max_usd)
-    for plan in plans:
-        validate_video_request(credentials, plan.queue_request)
-    quotes = [quote_video(credentials, plan.queue_request).usd for plan in plans]
+    quotes = [quote.usd for quote in quote_videos(credentials, [p.queue_request for p in plans])]
     _check_total(requests, quotes, max_usd)
     logger.info(
-        "Quotes add up to %s, within the budget of %s; queueing %d videos.",
+        "Quotes add up to %s, within the budget of %s; making %d videos, %d at a time.",
         format_usd(sum(quotes)),
         format_usd(max_usd),
         len(requests),
+        max_in_flight,
     )
-
     keys = [
         job_key_for(plan.queue_request, slot, plan.request.job_name)
         for slot, plan in enumerate(plans)
     ]
-    saved: dict[int, VideoResult] = {}
-    chains: dict[int, _Chain] = {}
-    for slot, (plan, key) in enumerate(zip(plans, keys, strict=True)):
+    progress = BatchProgress(len(plans))
+    results: dict[int, VideoResult] = {}
+    failures: dict[int, BaseException] = {}
+    for slot, key in enumerate(keys):
         done = recorded_result(key)
         if done is not None:
-            saved[slot] = done  # saved by an earlier attempt of this run: nothing to do
-            continue
-        chains[slot] = _submit_chain(credentials, plan, key)
-    if saved:
-        logger.info("%d of %d videos were saved by an earlier attempt.", len(saved), len(plans))
+            results[slot] = done  # saved by an earlier attempt of this run: nothing to do
+    if results:
+        logger.info("%d of %d videos were saved by an earlier attempt.", len(results), len(plans))
+    progress.update(len(results), 0)
 
-    _raise_first_failure(chains, requests, credentials.base_url)
-    for slot, (_, _, future) in chains.items():
-        saved[slot] = future.result()
-    results = [
-        saved[slot].model_copy(update={"cost_usd": quote}) for slot, quote in enumerate(quotes)
+    def submit(slot: int) -> PrefectFuture[VideoResult]:
+        return _submit(credentials, plans[slot], keys[slot], slot)
+
+    todo = [slot for slot in range(len(plans)) if slot not in results]
+    for slot, future in run_windowed(submit, todo, max_in_flight):
+        state = future.state
+        if state.is_completed():
+            results[slot] = future.result()
+        else:
+            failures[slot] = _error_of(future)
+        progress.update(len(results), len(failures))
+
+    if failures:
+        first = min(failures)
+        logger.error(
+            "%d of %d videos failed; the first (#%d) raises. Retry the run: it resumes "
+            "only the unfinished videos, without paying again for any.",
+            len(failures),
+            len(plans),
+            first + 1,
+        )
+        raise failures[first]
+    ordered = [
+        results[slot].model_copy(update={"cost_usd": quote}) for slot, quote in enumerate(quotes)
     ]
     best_effort(
         "batch summary artifact",
         lambda: create_markdown_artifact(
-            key=BATCH_SUMMARY_ARTIFACT_KEY, markdown=_summary(results, sum(quotes))
+            key=BATCH_SUMMARY_ARTIFACT_KEY, markdown=_summary(ordered, sum(quotes))
         ),
     )
-    for result in results:
+    for result in ordered:
         emit_video_event(
             "venice.video.completed",
             model=result.model,
             queue_id=result.queue_id,
             payload={"cost_usd": result.cost_usd, "size_bytes": result.size_bytes},
         )
-    return results
+    return ordered
+
+
+def run_windowed(
+    submit: Callable[[int], PrefectFuture[R]], slots: list[int], window: int
+) -> Iterator[tuple[int, PrefectFuture[R]]]:
+    """Submit `slots` with at most `window` unfinished at once; yield each as it finishes."""
+    finished: queue.Queue[int] = queue.Queue()
+    pending: dict[int, PrefectFuture[R]] = {}
+    upcoming = iter(slots)
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < window:
+            slot = next(upcoming, None)
+            if slot is None:
+                exhausted = True
+                break
+            future = submit(slot)
+            pending[slot] = future
+            future.add_done_callback(_announce(finished, slot))
+        if not pending:
+            return
+        slot = finished.get()
+        future = pending.pop(slot)
+        future.wait()
+        yield slot, future
+
+
+def _announce(finished: queue.Queue[int], slot: int) -> Callable[[PrefectFuture[R]], None]:
+    def done(_future: PrefectFuture[R]) -> None:
+        finished.put(slot)
+
+    return done
+
+
+class BatchProgress:
+    """One progress artifact for the whole batch (saved / failed of N), best effort."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.artifact_id: UUID | None = None
+        self._shown = -1.0
+
+    def update(self, saved: int, failed: int) -> None:
+        """Show how many videos are saved (and failed) so far."""
+        percent = 100.0 * (saved + failed) / self.total if self.total else 100.0
+        if percent - self._shown < 1.0 and saved + failed < self.total:
+            return
+        description = f"{saved} of {self.total} videos saved" + (
+            f", {failed} failed" if failed else ""
+        )
+
+        def write() -> None:
+            if self.artifact_id is None:
+                created = create_progress_artifact(
+                    progress=percent, key=BATCH_PROGRESS_ARTIFACT_KEY, description=description
+                )
+                self.artifact_id = created if isinstance(created, UUID) else None
+            else:
+                update_progress_artifact(
+                    self.artifact_id, progress=percent, description=description
+                )
+
+        best_effort("batch progress artifact", write)
+        self._shown = percent
+
+
+def _submit(
+    credentials: VeniceCredentials, plan: PlannedVideo, key: str, slot: int
+) -> PrefectFuture[VideoResult]:
+    request = plan.request
+    return produce_video.submit(
+        credentials,
+        plan.queue_request,
+        key,
+        slot,
+        destination=str(plan.destination.directory) if plan.destination else ".",
+        staging_dir=plan.staging_dir,
+        storage_block=request.storage_block,
+        filename=request.filename,
+        overwrite=request.overwrite,
+        max_wait_seconds=request.max_wait_seconds,
+        revoke_link=request.revoke_link,
+        delete_from_venice=request.delete_from_venice,
+    )
+
+
+def _error_of(future: PrefectFuture[VideoResult]) -> BaseException:
+    try:
+        future.result()
+    except BaseException as exc:
+        return exc
+    return RuntimeError(f"Task run {future.task_run_id} ended {future.state.name}.")
 
 
 def _check_total(requests: list[VideoRequest], quotes: list[float], max_usd: float) -> None:
@@ -130,39 +254,6 @@ def _check_total(requests: list[VideoRequest], quotes: list[float], max_usd: flo
     )
 
 
-def _submit_chain(credentials: Any, plan: PlannedVideo, key: str) -> _Chain:
-    request = plan.request
-    job = queue_video.submit(credentials, plan.queue_request, job_key=key)
-    # Prefect resolves futures passed as arguments; its ParamSpec typing cannot say so.
-    job_arg = cast(Any, job)
-    ready = wait_for_video.submit(
-        credentials,
-        job_arg,
-        staging_dir=plan.staging_dir,
-        max_wait_seconds=request.max_wait_seconds,
-    )
-    saved = download_video.submit(
-        credentials,
-        job_arg,
-        cast(Any, ready),
-        destination=str(plan.destination.directory) if plan.destination else ".",
-        storage_block=request.storage_block,
-        filename=request.filename,
-        job_key=key,
-        overwrite=request.overwrite,
-    )
-    complete_video.submit(
-        credentials,
-        job_arg,
-        revoke_link=request.revoke_link,
-        complete=request.delete_from_venice,
-        job_key=key,
-        wait_for=[saved],
-        return_state=False,
-    )
-    return job, ready, saved
-
-
 def _summary(results: list[VideoResult], total: float) -> str:
     rows = "\n".join(
         f"| `{r.queue_id}` | `{r.model}` | {format_usd(r.cost_usd or 0.0)} | `{r.path}` "
@@ -174,38 +265,3 @@ def _summary(results: list[VideoResult], total: float) -> str:
         "| queue id | model | cost | file | bytes |\n| --- | --- | --- | --- | --- |\n"
         f"{rows}\n"
     )
-
-
-def _raise_first_failure(
-    chains: dict[int, _Chain], requests: list[VideoRequest], base_url: str
-) -> None:
-    """Wait for every video; if any failed, emit its event and raise the first failure.
-
-    A task whose upstream failed never runs, so its future holds no useful error;
-    the first failed step of each chain does. A failure after its job was queued
-    is raised as JobFailedAfterQueueError naming the paid queue_id.
-    """
-    first: tuple[PrefectFuture[Any], QueuedJob | None] | None = None
-    for slot, (job, ready, saved) in chains.items():
-        for step in (job, ready, saved):
-            step.wait()
-            if step.state.is_completed():
-                continue
-            queued = job.result() if job.state.is_completed() else None
-            emit_video_event(
-                "venice.video.failed",
-                model=requests[slot].model,
-                queue_id=queued.queue_id if queued else None,
-                payload={"error": step.state.message or step.state.name},
-            )
-            first = first or (step, queued)
-            break
-    if first is None:
-        return
-    step, queued = first
-    try:
-        step.result()  # raises the failed task's exception, with its message
-    except Exception as exc:
-        if queued is None:
-            raise
-        raise failure_after_queueing(queued, exc, base_url=base_url) from exc

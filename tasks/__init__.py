@@ -1,5 +1,6 @@
 """Prefect tasks for Venice video generation: one per step of a video's path."""
 
+from prefect_venice.tasks.produce import produce_video, quote_videos
 from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
 from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.video import (
@@ -18,8 +19,10 @@ __all__ = [
     "VideoResult",
     "complete_video",
     "download_video",
+    "produce_video",
     "queue_video",
     "quote_video",
+    "quote_videos",
     "validate_video_request",
     "wait_for_video",
 ]

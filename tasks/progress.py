@@ -29,12 +29,14 @@ class ProgressReporter:
     database pool) costs a warning, never the video.
     """
 
-    def __init__(self, queue_id: str, model: str) -> None:
+    def __init__(self, queue_id: str, model: str, *, artifact: bool = True) -> None:
         self.queue_id = queue_id
         self.model = model
         self.logger = get_run_logger()
         self._last_percent = 0.0
         self.artifact_id: UUID | None = None
+        if not artifact:
+            return
         try:
             created = create_progress_artifact(
                 progress=0.0,

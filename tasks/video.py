@@ -39,8 +39,9 @@ from prefect_venice.models import (
 )
 from prefect_venice.polling import WaitClock
 from prefect_venice.redaction import redact_url
+from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
-from prefect_venice.tasks.pacing import pace, paced_retry_policy
+from prefect_venice.tasks.pacing import pace
 from prefect_venice.tasks.progress import ProgressReporter
 from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
 from prefect_venice.tasks.resume import job_journal, job_key_for
@@ -79,8 +80,8 @@ def validate_video_request(
     Raises InvalidRequestError (naming the allowed values) before anything is paid.
     """
     logger = get_run_logger()
-    with credentials.get_client() as client:
-        model = client.validate(request)
+    client = shared_client(credentials)
+    model = client.validate(request)
     logger.info("Request fits %s (%s).", model.id, model.privacy or "privacy not listed")
     return model
 
@@ -95,8 +96,8 @@ def validate_video_request(
 def quote_video(credentials: VeniceCredentials, request: QueueRequest | QuoteRequest) -> Quote:
     """Ask Venice what the request would cost in USD (free; nothing is queued)."""
     logger = get_run_logger()
-    with credentials.get_client() as client:
-        quote = client.quote(request, validate=False)
+    client = shared_client(credentials)
+    quote = client.quote(request, validate=False)
     logger.info("Venice quotes $%.4f for %s (%s).", quote.usd, request.model, request.duration)
     return quote
 
@@ -138,13 +139,13 @@ def queue_video(
     key = job_key or job_key_for(request, slot)
     # One slot per /video/queue request: this one, and any the client retries after a
     # 429 or 500 (those retries go through the policy's sleep).
-    with credentials.get_client(retry=paced_retry_policy(limit)) as client:
-        # Checked here too (free, against the cached catalogue): the task is public, and
-        # a flow that composes it may skip validate_video_request.
-        client.validate(request)
-        queued = queue_once(
-            client, request, key=key, journal=job_journal(), before_send=lambda: pace(limit)
-        )
+    client = shared_client(credentials, limit)
+    # Checked here too (free, against the cached catalogue): the task is public, and
+    # a flow that composes it may skip validate_video_request.
+    client.validate(request)
+    queued = queue_once(
+        client, request, key=key, journal=job_journal(), before_send=lambda: pace(limit)
+    )
     job = queued.job
     link = job.download_url.get_secret_value() if job.download_url else None
     if queued.resumed:
@@ -183,6 +184,7 @@ def wait_for_video(
     job: QueuedJob,
     staging_dir: str | None = None,
     max_wait_seconds: float | None = None,
+    progress_artifact: bool = True,
 ) -> VideoReady:
     """Poll /video/retrieve inside this one task run until the video is ready.
 
@@ -198,35 +200,34 @@ def wait_for_video(
     For public models the final retrieve answer is the MP4 itself: it is streamed,
     checked and saved into staging_dir (default: a temporary folder), and the
     returned record says where. For private models it waits at the job's link.
+    With `progress_artifact=False` (batches), progress goes to the log only.
     """
     logger = get_run_logger()
     settings = VeniceSettings()
     limit = max_wait_seconds if max_wait_seconds is not None else settings.max_wait_seconds
     staged = _staging_file(staging_dir, job.queue_id)
-    reporter = ProgressReporter(job.queue_id, job.model)
+    reporter = ProgressReporter(job.queue_id, job.model, artifact=progress_artifact)
     clock = WaitClock(
         job.queue_id,
         max_wait_seconds=limit,
         policy=settings.poll_policy(),
         on_progress=reporter,
     )
-    with credentials.get_client(retry=paced_retry_policy(settings.retrieve_rate_limit)) as client:
-        while True:
-            pace(settings.retrieve_rate_limit)
-            try:
-                answer = client.retrieve(job, staged)
-            except VeniceError as exc:
-                if not exc.retryable:
-                    raise
-                delay = clock.after_transient_error(exc)  # raises at the deadline
-                logger.warning(
-                    "Polling %s hit %s; trying again in %.1f s.", job.queue_id, exc, delay
-                )
-                time.sleep(delay)
-                continue
-            if not isinstance(answer, Processing):
-                break
-            time.sleep(clock.after_processing(answer))
+    client = shared_client(credentials, settings.retrieve_rate_limit)
+    while True:
+        pace(settings.retrieve_rate_limit)
+        try:
+            answer = client.retrieve(job, staged)
+        except VeniceError as exc:
+            if not exc.retryable:
+                raise
+            delay = clock.after_transient_error(exc)  # raises at the deadline
+            logger.warning("Polling %s hit %s; trying again in %.1f s.", job.queue_id, exc, delay)
+            time.sleep(delay)
+            continue
+        if not isinstance(answer, Processing):
+            break
+        time.sleep(clock.after_processing(answer))
     reporter.finish()
     polls = clock.polls + 1
     if isinstance(answer, VideoSaved):
@@ -312,8 +313,8 @@ def download_video(
         else LocalDestination(Path(destination).expanduser().resolve(), filename, overwrite)
     )
     staging_dir = str(local.staging_dir) if local else None
-    with credentials.get_client() as client:
-        staged = _staged_video(client_ready=ready, job=job, client=client, staging_dir=staging_dir)
+    client = shared_client(credentials)
+    staged = _staged_video(client_ready=ready, job=job, client=client, staging_dir=staging_dir)
     if storage_block is not None:
         key = check_storage_key(filename or f"{job.queue_id}.mp4")
         fs = load_writable_file_system(storage_block)
@@ -368,19 +369,22 @@ def complete_video(
 
     Run it only once the file is saved. A link or job that is already gone is not
     an error (the result says False for it). With `job_key`, the private link is then
-    dropped from the job journal, so no secret stays at rest.
+    dropped from the job journal (even if the clean-up fails), so no secret stays at rest.
     """
     logger = get_run_logger()
-    with credentials.get_client() as client:
+    client = shared_client(credentials)
+    try:
         outcome = clean_up(client, job, revoke_link=revoke_link, complete=complete)
+    finally:
+        if job_key is not None:
+            # The video is saved: the link has no more use at rest, cleaned up or not.
+            job_journal().cleaned(job_key)
     if outcome.link_revoked is not None:
         state = "revoked" if outcome.link_revoked else "was already gone"
         logger.info("Private link of %s %s.", job.queue_id, state)
     if outcome.media_deleted is not None:
         state = "deleted on Venice" if outcome.media_deleted else "was already gone"
         logger.info("Media of %s %s.", job.queue_id, state)
-    if job_key is not None:
-        job_journal().cleaned(job_key)
     return CleanupResult(
         queue_id=job.queue_id,
         link_revoked=outcome.link_revoked,

@@ -16,7 +16,16 @@ def test_generate_video_form_takes_a_request_and_a_block_name_only() -> None:
     assert all(field.get("description") for field in fields.values())
 
 
-def test_generate_videos_form_takes_requests_a_total_budget_and_a_block_name() -> None:
+def test_generate_videos_form_takes_requests_a_budget_a_block_name_and_a_window() -> None:
     schema = generate_videos.parameters.model_dump()
 
-    assert set(schema["properties"]) == {"requests", "max_usd", "credentials_block"}
+    assert set(schema["properties"]) == {
+        "requests",
+        "max_usd",
+        "credentials_block",
+        "max_in_flight",
+    }
+    window = schema["properties"]["max_in_flight"]
+    assert window["default"] == 50
+    assert window["minimum"] == 1
+    assert window.get("description")

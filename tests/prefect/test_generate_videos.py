@@ -144,3 +144,40 @@ def test_a_failure_after_queueing_names_the_paid_job(
     (queue_id,) = emulator.ledger()["jobs"]
     assert queue_id in (state.message or "")
     assert "disk went away" in (state.message or "")
+
+
+def test_a_batch_never_has_more_paid_but_unsaved_videos_than_its_window(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    results = generate_videos(
+        requests=takes(output_dir, 6),
+        max_usd=5.0,
+        credentials_block=credentials_block,
+        max_in_flight=2,
+    )
+
+    # From the emulator's request log: a job is in flight from its queue call to the
+    # retrieve answer that delivered its MP4 (status 200 after its last PROCESSING).
+    log = emulator.requests()
+    queued = {e["queue_id"]: e["time"] for e in log if e["endpoint"] == "queue"}
+    delivered = {
+        e["queue_id"]: e["time"] for e in log if e["endpoint"] == "retrieve" and e["status"] == 200
+    }
+    assert set(queued) == {r.queue_id for r in results}
+    events = sorted([(t, 1) for t in queued.values()] + [(delivered[q], -1) for q in queued])
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    assert peak == 2
+
+
+def test_a_batch_fetches_the_catalogue_once_and_quotes_each_price_once(
+    emulator: Emulator, credentials_block: str, output_dir: Path
+) -> None:
+    generate_videos(requests=takes(output_dir, 5), max_usd=5.0, credentials_block=credentials_block)
+
+    calls = emulator.ledger()["calls"]
+    assert calls["models"] == 1
+    assert calls["quote"] == 1
+    assert calls["queue"] == 5
