@@ -40,6 +40,7 @@ from .models import (
     RetrieveRequest,
     VideoModel,
 )
+from .pacing import PACED_ENDPOINTS, Pacer
 from .polling import PollPolicy, WaitClock
 from .retry import NOT_SENT, Endpoint, RetryPolicy
 from .validation import find_model, validate_request
@@ -218,6 +219,7 @@ class BaseVeniceClient:
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
         chunk_size: int = CHUNK_SIZE,
+        pacing: bool = True,
     ) -> None:
         key = secret_value(api_key)
         if not key:
@@ -234,6 +236,13 @@ class BaseVeniceClient:
         # GETs this client sent per private link, keyed by a digest of the link (a link
         # allows only a few; a 429 after some of them means it is used up).
         self._link_gets: dict[str, int] = {}
+        # Venice's per-key limits on queue and retrieve, spent from the headers' account
+        # that every client of this key on the machine shares (see prefect_venice.pacing).
+        self._pacers: dict[str, Pacer] = (
+            {e: Pacer.for_endpoint(key, self.base_url, e) for e in PACED_ENDPOINTS}
+            if pacing
+            else {}
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={without_userinfo(self.base_url)!r})"
@@ -280,6 +289,19 @@ class BaseVeniceClient:
             raise VideoLinkMissingError("The download_url is not an http(s) URL.")
         register_secret(url)
         return url
+
+    # Pacing -----------------------------------------------------------------------
+
+    def _slot_delay(self, endpoint: Endpoint) -> float:
+        """Reserve a request of the endpoint's per-key allowance: 0, or seconds to wait first."""
+        pacer = self._pacers.get(endpoint)
+        return pacer.reserve() if pacer is not None else 0.0
+
+    def _observe(self, endpoint: Endpoint, outcome: httpx.Response | httpx.HTTPError) -> None:
+        """Let the pacer read an answer's rate-limit headers (or learn that none came)."""
+        pacer = self._pacers.get(endpoint)
+        if pacer is not None:
+            pacer.observe(outcome.headers if isinstance(outcome, httpx.Response) else None)
 
     # Retry decisions ------------------------------------------------------------
 
@@ -493,7 +515,6 @@ class LinkTransfer:
         # Ranges count bytes as stored: ask for the file itself, never a compressed form.
         headers = {"Accept-Encoding": "identity"}
         received = self.writer.received
-        self.writer.flush()
         if received and self.ranges is not False:
             headers["Range"] = f"bytes={received}-"
             if self.etag is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
@@ -76,6 +78,7 @@ class VeniceClient(BaseVeniceClient):
         transport: httpx.BaseTransport | None = None,
         link_transport: httpx.BaseTransport | None = None,
         chunk_size: int = CHUNK_SIZE,
+        pacing: bool = True,
     ) -> None:
         super().__init__(
             api_key,
@@ -84,6 +87,7 @@ class VeniceClient(BaseVeniceClient):
             retry=retry,
             poll=poll,
             chunk_size=chunk_size,
+            pacing=pacing,
         )
         self._api = httpx.Client(
             base_url=self.base_url,
@@ -127,14 +131,21 @@ class VeniceClient(BaseVeniceClient):
         method = "GET" if endpoint == "models" else "POST"
         for attempt in itertools.count():
             outcome: httpx.Response | httpx.HTTPError
+            self._wait_for_slot(endpoint)
             try:
                 outcome = self._api.request(method, self._path(endpoint), json=json, params=params)
             except httpx.HTTPError as exc:
                 outcome = exc
+            self._observe(endpoint, outcome)
             if isinstance(outcome, httpx.Response) and outcome.is_success:
                 return outcome
             self.retry.sleep(self._decide(endpoint, attempt, outcome, queue_id=queue_id))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_for_slot(self, endpoint: Endpoint) -> None:
+        # Plain sleep, not the retry policy's: a policy's sleep may take other slots too.
+        while (delay := self._slot_delay(endpoint)) > 0:
+            time.sleep(delay)
 
     def _save(
         self,
@@ -189,8 +200,10 @@ class VeniceClient(BaseVeniceClient):
         body = self._retrieve_body(job, delete_media_on_completion)
         for attempt in itertools.count():
             outcome: httpx.Response | httpx.HTTPError
+            self._wait_for_slot("retrieve")
             try:
                 with self._api.stream("POST", self._path("retrieve"), json=body) as response:
+                    self._observe("retrieve", response)
                     if response.is_success:
                         if self._is_video(response, job.queue_id):
                             return self._save(response, destination, job.queue_id, "retrieve")
@@ -200,6 +213,7 @@ class VeniceClient(BaseVeniceClient):
                     outcome = response
             except httpx.HTTPError as exc:
                 outcome = exc
+                self._observe("retrieve", exc)
             self.retry.sleep(self._decide("retrieve", attempt, outcome, queue_id=job.queue_id))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -328,6 +342,7 @@ class AsyncVeniceClient(BaseVeniceClient):
         transport: httpx.AsyncBaseTransport | None = None,
         link_transport: httpx.AsyncBaseTransport | None = None,
         chunk_size: int = CHUNK_SIZE,
+        pacing: bool = True,
     ) -> None:
         super().__init__(
             api_key,
@@ -336,6 +351,7 @@ class AsyncVeniceClient(BaseVeniceClient):
             retry=retry,
             poll=poll,
             chunk_size=chunk_size,
+            pacing=pacing,
         )
         self._api = httpx.AsyncClient(
             base_url=self.base_url,
@@ -379,18 +395,28 @@ class AsyncVeniceClient(BaseVeniceClient):
         method = "GET" if endpoint == "models" else "POST"
         for attempt in itertools.count():
             outcome: httpx.Response | httpx.HTTPError
+            await self._wait_for_slot(endpoint)
             try:
                 outcome = await self._api.request(
                     method, self._path(endpoint), json=json, params=params
                 )
             except httpx.HTTPError as exc:
                 outcome = exc
+            self._observe(endpoint, outcome)
             if isinstance(outcome, httpx.Response) and outcome.is_success:
                 return outcome
             await self.retry.async_sleep(
                 self._decide(endpoint, attempt, outcome, queue_id=queue_id)
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _wait_for_slot(self, endpoint: Endpoint) -> None:
+        # Plain sleep, not the retry policy's: a policy's sleep may take other slots too.
+        while True:
+            delay = self._slot_delay(endpoint)
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
 
     async def _save(
         self,
@@ -447,8 +473,10 @@ class AsyncVeniceClient(BaseVeniceClient):
         body = self._retrieve_body(job, delete_media_on_completion)
         for attempt in itertools.count():
             outcome: httpx.Response | httpx.HTTPError
+            await self._wait_for_slot("retrieve")
             try:
                 async with self._api.stream("POST", self._path("retrieve"), json=body) as response:
+                    self._observe("retrieve", response)
                     if response.is_success:
                         if self._is_video(response, job.queue_id):
                             return await self._save(response, destination, job.queue_id, "retrieve")
@@ -458,6 +486,7 @@ class AsyncVeniceClient(BaseVeniceClient):
                     outcome = response
             except httpx.HTTPError as exc:
                 outcome = exc
+                self._observe("retrieve", exc)
             await self.retry.async_sleep(
                 self._decide("retrieve", attempt, outcome, queue_id=job.queue_id)
             )

@@ -38,3 +38,11 @@ def emulator_factory() -> Iterator[EmulatorFactory]:
 def emulator(emulator_factory: EmulatorFactory) -> Emulator:
     """A fresh, seeded emulator whose jobs finish within about a second."""
     return emulator_factory()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_venice_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the job journal and the pacing accounts of every test out of the real home."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_VENICE_HOME", str(tmp_path_factory.mktemp("venice-home")))
+        yield

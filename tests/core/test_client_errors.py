@@ -140,7 +140,8 @@ async def test_429_on_queue_is_retried_until_the_window_resets(
     venice_factory: VeniceFactory, emulator_factory: object
 ) -> None:
     emu = emulator_factory(queue_requests_per_window=1)  # type: ignore[operator]
-    venice = venice_factory(emu, retry={"max_rate_limit_wait": 2.0})
+    # Unpaced, so the second call meets the limit (pacing would wait for the window).
+    venice = venice_factory(emu, retry={"max_rate_limit_wait": 2.0}, pacing=False)
     venice.sleeps.cap = 2.0  # really wait for the (scaled) window to reset
 
     first = await venice.queue(public_request())
@@ -157,7 +158,7 @@ async def test_429_exhausted_is_a_rate_limit_error(
     venice_factory: VeniceFactory, emulator_factory: object
 ) -> None:
     emu = emulator_factory(queue_requests_per_window=1)  # type: ignore[operator]
-    venice = venice_factory(emu, retry={"max_attempts": 1})
+    venice = venice_factory(emu, retry={"max_attempts": 1}, pacing=False)
     await venice.queue(public_request())
     with pytest.raises(RateLimitError) as caught:
         await venice.queue(public_request())

@@ -181,3 +181,25 @@ def test_a_batch_fetches_the_catalogue_once_and_quotes_each_price_once(
     assert calls["models"] == 1
     assert calls["quote"] == 1
     assert calls["queue"] == 5
+
+
+def test_a_batch_stays_inside_venices_limits_with_no_configuration(
+    emulator_factory: Any, output_dir: Path
+) -> None:
+    from prefect_venice.blocks import VeniceCredentials
+
+    # Three queue calls per real second, whatever the time scale.
+    emulator = emulator_factory(
+        real_time_limits=True, rate_limit_window_seconds=1.0, queue_requests_per_window=3
+    )
+    VeniceCredentials(api_key=emulator.api_key, base_url=emulator.base_url).save(
+        "tight-limits", overwrite=True
+    )
+
+    results = generate_videos(
+        requests=takes(output_dir, 7), max_usd=5.0, credentials_block="tight-limits"
+    )
+
+    statuses = [e["status"] for e in emulator.requests() if e["endpoint"] == "queue"]
+    assert statuses == [200] * 7
+    assert len({r.queue_id for r in results}) == 7

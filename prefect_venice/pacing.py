@@ -1,0 +1,233 @@
+"""Pacing of /video/queue and /video/retrieve to Venice's per-key limits, read from its headers.
+
+Venice allows 40 queue and 120 retrieve requests a minute per API key and says so on
+every answer: `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` and
+`x-ratelimit-reset-requests` (when the window resets, Unix time). A :class:`Pacer`
+keeps that account per key, API and endpoint, in a small state file that every
+process on the machine shares under an exclusive lock, so a batch's threads and
+several runs on one worker together spend the allowance without a 429:
+
+- a call takes one request of the window's remaining allowance, or waits for the
+  reset when none is left;
+- every answer's headers correct the account (the server's count includes calls
+  made by other machines with the same key);
+- before the first answer (or after a reset, while the new window's size is known
+  but its end is not) at most the window's limit is spent, one probe at a time
+  until the limit is known.
+
+No configuration is needed: the limits and windows are whatever the API reports, so
+the same code paces the real API and a time-scaled emulator. The key itself is never
+written: files are named by a hash of key, API and endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+try:  # POSIX: share the account between processes; elsewhere, between threads only.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["PACED_ENDPOINTS", "Pacer", "pacing_dir"]
+
+#: The endpoints Venice limits per key (requests a minute: 40 and 120).
+PACED_ENDPOINTS = ("queue", "retrieve")
+
+#: Longest single sleep while waiting for a window, so a wrong reset never stalls long.
+_MAX_SLEEP = 5.0
+#: Two answers whose reset times differ by less than this describe the same window.
+_SAME_WINDOW = 0.05
+#: A probe (first call before any header is known) that gives no answer this long is over.
+_PROBE_TIMEOUT = 30.0
+
+
+def pacing_dir() -> Path:
+    """Return the folder of the shared accounts, $PREFECT_VENICE_HOME/pacing."""
+    home = os.environ.get("PREFECT_VENICE_HOME") or str(Path.home() / ".prefect-venice")
+    return Path(home).expanduser() / "pacing"
+
+
+@dataclass
+class _Account:
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None
+    #: The end of the last window an answer described (kept after the window rolls over).
+    last_reset: float | None = None
+    probe_until: float = 0.0
+    #: The API sent no rate-limit headers: calls are not held back until then.
+    blind_until: float = 0.0
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> _Account:
+        def number(name: str) -> float | None:
+            value = data.get(name)
+            return float(value) if isinstance(value, (int, float)) else None
+
+        limit, remaining = number("limit"), number("remaining")
+        return cls(
+            limit=None if limit is None else int(limit),
+            remaining=None if remaining is None else int(remaining),
+            reset=number("reset"),
+            last_reset=number("last_reset"),
+            probe_until=number("probe_until") or 0.0,
+            blind_until=number("blind_until") or 0.0,
+        )
+
+
+class Pacer:
+    """Spends one endpoint's per-key allowance across the threads and processes of a machine."""
+
+    def __init__(
+        self,
+        state_file: Path | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state_file = state_file
+        self.clock = clock
+        self._thread_lock = threading.Lock()
+        self._memory = _Account()
+
+    @classmethod
+    def for_endpoint(cls, api_key: str, base_url: str, endpoint: str) -> Pacer:
+        """Return the process's pacer for this key, API and endpoint (shared file on disk)."""
+        digest = hashlib.sha256(f"{api_key}\n{base_url}\n{endpoint}".encode()).hexdigest()[:24]
+        with _registry_lock:
+            pacer = _registry.get(digest)
+            if pacer is None:
+                pacer = cls(_state_file(digest))
+                _registry[digest] = pacer
+            return pacer
+
+    def reserve(self) -> float:
+        """Take one request of the allowance and return 0, or return how long to wait first.
+
+        Call again after waiting: the reservation is made only when 0 is returned.
+        """
+        with self._account() as account:
+            now = self.clock()
+            if account.reset is not None and now >= account.reset:
+                # A new window: its size is known, its end is not (the next answer says).
+                account.remaining, account.reset = account.limit, None
+                # (last_reset keeps the old end, so its late answers are told apart)
+            if account.limit is None or account.remaining is None:
+                if account.blind_until > now:
+                    return 0.0
+                if account.probe_until > now:
+                    return min(0.05, account.probe_until - now)
+                account.probe_until = now + _PROBE_TIMEOUT
+                return 0.0
+            if account.remaining > 0:
+                account.remaining -= 1
+                return 0.0
+            if account.reset is None:
+                # Spent, and the window's end unknown until an answer arrives.
+                return 0.05
+            return min(_MAX_SLEEP, max(0.0, account.reset - now))
+
+    def observe(self, headers: Mapping[str, str] | None) -> None:
+        """Correct the account from an answer's `x-ratelimit-*` headers (None: no answer came).
+
+        An answer without the headers means the API does not report its limits: calls
+        are then not held back for a minute (the client's 429 handling still applies).
+        """
+        if headers is None:
+            with self._account() as account:
+                account.probe_until = 0.0  # the probe is over, with nothing learned
+            return
+        limit = _int(headers.get("x-ratelimit-limit-requests"))
+        remaining = _int(headers.get("x-ratelimit-remaining-requests"))
+        reset = _reset_time(headers.get("x-ratelimit-reset-requests"))
+        if limit is None or remaining is None or reset is None:
+            with self._account() as account:
+                if account.limit is None:
+                    account.probe_until = 0.0
+                    account.blind_until = self.clock() + 60.0
+            return
+        with self._account() as account:
+            account.probe_until = 0.0
+            known_end = account.reset if account.reset is not None else account.last_reset
+            if known_end is not None and reset <= known_end + _SAME_WINDOW:
+                if account.reset is None:
+                    return  # a late answer from a window that has ended since
+                # The same window: the server has not seen the calls still under way,
+                # which this account has already deducted.
+                account.remaining = min(remaining, account.remaining or 0)
+            else:
+                # A newer window; calls started in it before this answer are deducted too.
+                local = account.remaining if account.reset is None else None
+                account.remaining = remaining if local is None else min(remaining, local)
+            account.limit, account.reset, account.last_reset = limit, reset, reset
+
+    @contextlib.contextmanager
+    def _account(self) -> Iterator[_Account]:
+        with self._thread_lock:
+            handle = self._open()
+            if handle is None:
+                yield self._memory
+                return
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                handle.seek(0)
+                try:
+                    account = _Account.load(json.loads(handle.read() or "{}"))
+                except ValueError:
+                    account = _Account()
+                yield account
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps(account.__dict__))
+                handle.flush()
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                handle.close()
+
+    def _open(self) -> IO[str] | None:
+        if self.state_file is None or fcntl is None:
+            return None
+        try:
+            self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.state_file, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            self.state_file = None  # unwritable home: pace within this process only
+            return None
+        return os.fdopen(fd, "r+", encoding="utf-8")
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, Pacer] = {}
+
+
+def _state_file(digest: str) -> Path | None:
+    try:
+        return pacing_dir() / f"{digest}.json"
+    except RuntimeError:  # no home directory
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reset_time(value: str | None) -> float | None:
+    try:
+        reset = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if reset is not None and reset > 1e11:  # milliseconds since the epoch
+        reset /= 1000.0
+    return reset
