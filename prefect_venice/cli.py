@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import uuid
@@ -133,7 +134,27 @@ def _build_parser() -> argparse.ArgumentParser:
     _generate_parser(sub)
     _wait_parser(sub)
     _jobs_parser(sub)
+    _limits_parser(sub)
     return parser
+
+
+def _limits_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    limits = sub.add_parser(
+        "limits",
+        help="create the Prefect global rate limits that share Venice's limits across workers",
+        description=(
+            "Create (or update) two Prefect global concurrency limits with slot decay on the "
+            "Prefect server that PREFECT_API_URL names, one for /video/queue and one for "
+            "/video/retrieve, and print the settings that make workers use them. Every "
+            "process already paces itself from Venice's rate-limit headers; these limits "
+            "make workers on several machines share one key's allowance."
+        ),
+    )
+    limits.add_argument("--queue-per-minute", type=float, default=40.0, help="default 40")
+    limits.add_argument("--retrieve-per-minute", type=float, default=120.0, help="default 120")
+    limits.add_argument("--queue-name", default="venice-queue")
+    limits.add_argument("--retrieve-name", default="venice-retrieve")
+    limits.set_defaults(run=_limits)
 
 
 def _jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -316,6 +337,30 @@ def _wait_and_clean_up(
         if key is not None:
             journal.cleaned(key)  # the link is revoked: no secret stays at rest
     return saved
+
+
+def _limits(args: argparse.Namespace) -> int:
+    # The Prefect layer is imported here only: the rest of the CLI never loads Prefect.
+    from prefect_venice.tasks.pacing import ensure_rate_limits, rate_limit_specs
+
+    for value, flag in (
+        (args.queue_per_minute, "--queue-per-minute"),
+        (args.retrieve_per_minute, "--retrieve-per-minute"),
+    ):
+        if not math.isfinite(value) or value <= 0:
+            raise _UsageError(f"{flag} must be a positive number (got {value}).")
+    specs = rate_limit_specs(
+        args.queue_per_minute, args.retrieve_per_minute, args.queue_name, args.retrieve_name
+    )
+    ensure_rate_limits(specs)
+    for spec in specs:
+        print(
+            f"# {spec.name}: {spec.slots} slots, {spec.decay_per_second}/s "
+            f"({spec.per_minute:g} a minute)",
+            file=sys.stderr,
+        )
+        print(f"export {spec.setting}={spec.name}")
+    return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:

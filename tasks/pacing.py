@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import rate_limit
@@ -11,7 +12,68 @@ from prefect.exceptions import ObjectNotFound
 from prefect_venice.errors import InvalidRequestError
 from prefect_venice.retry import RetryPolicy
 
-__all__ = ["check_rate_limit", "pace", "paced_retry_policy"]
+__all__ = [
+    "DEFAULT_QUEUE_LIMIT",
+    "DEFAULT_RETRIEVE_LIMIT",
+    "RateLimitSpec",
+    "check_rate_limit",
+    "ensure_rate_limits",
+    "pace",
+    "paced_retry_policy",
+    "rate_limit_specs",
+]
+
+DEFAULT_QUEUE_LIMIT = "venice-queue"
+DEFAULT_RETRIEVE_LIMIT = "venice-retrieve"
+
+
+@dataclass(frozen=True)
+class RateLimitSpec:
+    """A Prefect global concurrency limit that paces one Venice endpoint across workers."""
+
+    name: str
+    per_minute: float
+    setting: str
+
+    @property
+    def slots(self) -> int:
+        """Slots: a small burst (a tenth of a minute's allowance), so no caller waits on another."""
+        return max(1, int(self.per_minute // 10))
+
+    @property
+    def decay_per_second(self) -> float:
+        """Slots freed per second: 97% of the per-minute allowance, a margin for clock skew."""
+        return round(self.per_minute / 60.0 * 0.97, 4)
+
+
+def rate_limit_specs(
+    queue_per_minute: float = 40,
+    retrieve_per_minute: float = 120,
+    queue_name: str = DEFAULT_QUEUE_LIMIT,
+    retrieve_name: str = DEFAULT_RETRIEVE_LIMIT,
+) -> list[RateLimitSpec]:
+    """Return the two limits for Venice's per-key allowances (40 queue, 120 retrieve a minute)."""
+    return [
+        RateLimitSpec(queue_name, queue_per_minute, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT"),
+        RateLimitSpec(
+            retrieve_name, retrieve_per_minute, "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT"
+        ),
+    ]
+
+
+def ensure_rate_limits(specs: list[RateLimitSpec]) -> None:
+    """Create each global rate limit on the Prefect server, or update it to these numbers.
+
+    Workers still pace themselves from Venice's headers; these limits make workers on
+    several machines share the allowance. The small burst keeps callers from queueing
+    behind one another (a one-slot limit serialises every request and reaches only about
+    two thirds of the allowance).
+    """
+    with get_client(sync_client=True) as client:
+        for spec in specs:
+            client.upsert_global_concurrency_limit_by_name(
+                spec.name, spec.slots, slot_decay_per_second=spec.decay_per_second
+            )
 
 
 def pace(limit_name: str | None) -> None:
