@@ -22,11 +22,10 @@ def test_the_limits_command_creates_both_limits_and_prints_the_settings(
     with get_client(sync_client=True) as client:
         queue = client.read_global_concurrency_limit_by_name("cmd-venice-queue")
         retrieve = client.read_global_concurrency_limit_by_name("cmd-venice-retrieve")
-    assert (queue.limit, queue.slot_decay_per_second) == (2, pytest.approx(20 / 60 * 0.97, 1e-3))
-    assert (retrieve.limit, retrieve.slot_decay_per_second) == (
-        12,
-        pytest.approx(120 / 60 * 0.97, 1e-3),
-    )
+    assert queue.limit == 2
+    assert queue.slot_decay_per_second == pytest.approx(20 / 60 * 0.97, abs=1e-3)
+    assert retrieve.limit == 12
+    assert retrieve.slot_decay_per_second == pytest.approx(120 / 60 * 0.97, abs=1e-3)
 
 
 def test_a_rate_that_is_no_number_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
