@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prefect_venice.generation import MIN_WAIT_SECONDS
 from prefect_venice.media import to_data_url
 from prefect_venice.models import QueueRequest
+from prefect_venice.validation import build_queue_request
 
 __all__ = ["DEFAULT_MODEL", "VideoRequest"]
 
@@ -101,8 +102,11 @@ class VideoRequest(BaseModel):
     )
 
     def to_queue_request(self) -> QueueRequest:
-        """Build the API request; a local image becomes a data: URL (checked for type and size)."""
-        return QueueRequest(
+        """Build the API request; a local image becomes a data: URL (checked for type and size).
+
+        Raises InvalidRequestError naming every problem (never pydantic's raw error).
+        """
+        return build_queue_request(
             model=self.model,
             prompt=self.prompt,
             duration=self.duration,

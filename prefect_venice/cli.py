@@ -21,6 +21,7 @@ from .journal import JobJournal, JournalEntry, JournalError
 from .media import to_data_url
 from .models import Progress, QueuedJob, QueueRequest, VideoSaved
 from .polling import PollPolicy
+from .validation import build_queue_request
 
 __all__ = ["DOWNLOAD_URL_ENV", "main", "resume_command"]
 
@@ -174,7 +175,7 @@ def _jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _request_from(args: argparse.Namespace) -> QueueRequest:
-    return QueueRequest(
+    return build_queue_request(
         model=args.model,
         prompt=args.prompt,
         duration=args.duration,
@@ -211,13 +212,13 @@ def _generate(args: argparse.Namespace) -> int:
     args.base_url = _base_url(args.base_url)
     say = _sayer(args)
     # Everything that could fail after paying is checked first.
+    request = _request_from(args)
     generation.check_money(args.max_usd, "--max-usd")
     generation.check_wait(args.max_wait, "--max-wait")
     destination = generation.prepare_local_destination(args.output)
     journal = JobJournal()
-    key = args.job_name or f"cli-{uuid.uuid4().hex}"
+    key = f"named:{args.job_name}" if args.job_name else f"cli-{uuid.uuid4().hex}"
     with _client_from(args) as client:
-        request = _request_from(args)
         model = client.validate(request)
         quote = client.quote(request, validate=False)
         say(f"{model.id}: quoted {generation.format_usd(quote.usd)}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 import re
 import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -19,9 +19,9 @@ from prefect_venice import journal
 from prefect_venice.cli import DOWNLOAD_URL_ENV, main
 from prefect_venice.client import VeniceClient
 from prefect_venice.emulator import Emulator
+from prefect_venice.models import QueuedJob, QueueRequest
 
 EmulatorFactory = Callable[..., Emulator]
-from prefect_venice.models import QueuedJob, QueueRequest
 
 
 @pytest.fixture(autouse=True)
@@ -376,3 +376,66 @@ def test_the_environment_link_wins_over_the_journal(
     done = journal.load(job.queue_id)
     assert done is not None and done.state == "saved"
     assert done.download_url is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("--max-wait", "-1"), "--max-wait must be a finite number of seconds"),
+        (("--max-usd", "nan"), "--max-usd must be a finite amount"),
+        (("--prompt", "x" * 20_001), "prompt"),
+        (("--prompt", "   "), "prompt"),
+        (("--image", "http://"), "has no host"),
+    ],
+)
+def test_generate_refuses_bad_input_before_any_call(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    expected: str,
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    status = generate(emulator, tmp_path / "videos", *extra)
+
+    err = capsys.readouterr().err
+    assert status in (1, 2)
+    assert err.startswith("error:"), err
+    assert expected in err
+    assert "Traceback" not in err
+    assert emulator.ledger()["calls"] == {}
+
+
+def test_generate_into_a_file_fails_cleanly_before_paying(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    (tmp_path / "taken").write_text("a file, not a folder")
+
+    assert generate(emulator, tmp_path / "taken") == 1
+
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert emulator.ledger()["calls"] == {}
+
+
+def test_a_rerun_with_the_same_job_name_pays_once(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    assert generate(emulator, tmp_path / "videos", "--job-name", "teaser", "--quiet") == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert generate(emulator, tmp_path / "videos", "--job-name", "teaser", "--quiet") == 0
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+
+    assert first == second
+    assert Path(first).is_file()
+    assert emulator.ledger()["calls"]["queue"] == 1
