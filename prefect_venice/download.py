@@ -14,7 +14,7 @@ from typing import Literal
 from .errors import InvalidVideoError
 from .models import VideoSaved
 
-__all__ = ["CHUNK_SIZE", "VideoWriter", "resolve_destination"]
+__all__ = ["CHUNK_SIZE", "VideoWriter", "make_temp_file", "resolve_destination"]
 
 CHUNK_SIZE = 1 << 16
 """Bytes read per chunk from the network (httpx reads a socket 64 KiB at a time)."""
@@ -88,9 +88,8 @@ class VideoWriter:
 
     def _open(self) -> int:
         if self._fd is None:
-            self.destination.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(
-                dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".part"
+            fd, name = make_temp_file(
+                self.destination.parent, prefix=f".{self.destination.name}.", suffix=".part"
             )
             self._fd, self._temp_path = fd, Path(name)
         return self._fd
@@ -188,6 +187,22 @@ def _write_all(fd: int, chunk: bytes) -> None:
         view = memoryview(chunk)[written:]
         while view:
             view = view[os.write(fd, view) :]
+
+
+def make_temp_file(directory: Path, *, prefix: str, suffix: str) -> tuple[int, str]:
+    """Create a private temp file in `directory` (made if missing); return (fd, path).
+
+    Another run may remove the (empty) folder between making it and creating the
+    file in it; that is retried rather than failing a paid download.
+    """
+    for attempt in range(5):
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @functools.lru_cache(maxsize=1)

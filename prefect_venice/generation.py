@@ -24,7 +24,6 @@ import hashlib
 import math
 import os
 import shlex
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from ._base import DEFAULT_BASE_URL
 from ._redact import redact_url
 from .client import VeniceClient
+from .download import make_temp_file
 from .errors import (
     BudgetExceededError,
     DestinationError,
@@ -274,8 +274,7 @@ def prepare_local_destination(
     try:
         path.mkdir(parents=True, exist_ok=True)
         staging = path / STAGING_DIR_NAME
-        staging.mkdir(exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=staging, prefix=".probe-", suffix=".part")
+        fd, probe = make_temp_file(staging, prefix=".probe-", suffix=".part")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
