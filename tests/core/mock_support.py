@@ -40,6 +40,8 @@ def mock_venice(
         poll=options.pop("poll", FAST_POLL),
         # Small reads: a cut body then loses no bytes inside httpx's chunk buffer.
         chunk_size=options.pop("chunk_size", 1000),
+        # These tests time waits and count calls: the shared per-key pacing stays out.
+        pacing=options.pop("pacing", False),
         **options,
     )
     return Venice(client, sleeps)
