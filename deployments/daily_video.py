@@ -42,7 +42,12 @@ def run_day() -> date:
     return datetime.now(timezone.utc).date()
 
 
-@flow(name="daily-video", log_prints=True)
+def daily_run_name() -> str:
+    """Name a daily run by the day it stands for: `daily-2026-11-26`."""
+    return f"daily-{run_day().isoformat()}"
+
+
+@flow(name="daily-video", log_prints=True, flow_run_name=daily_run_name)
 def daily_video(
     request: VideoRequest,
     credentials_block: str = "venice",
@@ -60,4 +65,5 @@ def daily_video(
     # that day's job instead of paying again.
     slot_key = request.job_name or f"daily-video:{deployment.id or 'no-deployment'}:{day}"
     todays = request.model_copy(update={"prompt": prompt, "job_name": slot_key})
-    return generate_video(request=todays, credentials_block=credentials_block)
+    # The child's state is this run's: a refusal stays a clean Failed with its reason.
+    return generate_video(request=todays, credentials_block=credentials_block, return_state=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterator
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 from uuid import UUID
 
 from prefect import flow
@@ -18,12 +18,14 @@ from prefect.logging import get_run_logger
 from pydantic import Field
 
 from prefect_venice.blocks.credentials import VeniceCredentials
-from prefect_venice.errors import BudgetExceededError
+from prefect_venice.errors import BudgetExceededError, CallerError
+from prefect_venice.flows.naming import batch_run_name
 from prefect_venice.flows.preflight import PlannedVideo, plan_videos
 from prefect_venice.flows.request import VideoRequest
-from prefect_venice.flows.video import best_effort, load_credentials
+from prefect_venice.flows.video import best_effort, load_credentials, refused
 from prefect_venice.generation import format_usd
 from prefect_venice.tasks import VideoResult, produce_video, quote_videos
+from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.resume import job_key_for, recorded_result
 
@@ -43,7 +45,7 @@ DEFAULT_MAX_IN_FLIGHT = 50
 R = TypeVar("R")
 
 
-@flow(name="generate-videos", flow_run_name="video-batch")
+@flow(name="generate-videos", flow_run_name=batch_run_name)
 def generate_videos(
     requests: list[VideoRequest],
     max_usd: float = 5.0,
@@ -74,10 +76,16 @@ def generate_videos(
 
     """
     logger = get_run_logger()
-    credentials = load_credentials(credentials_block)
-    plans = plan_videos(requests, max_usd=max_usd)
-    quotes = [quote.usd for quote in quote_videos(credentials, [p.queue_request for p in plans])]
-    _check_total(requests, quotes, max_usd)
+    first_model = requests[0].model if requests else "none"
+    try:
+        credentials = load_credentials(credentials_block)
+        catalogue = shared_client(credentials).list_video_models
+        plans = plan_videos(requests, max_usd=max_usd, catalogue=catalogue)
+        queue_requests = [plan.queue_request for plan in plans]
+        quotes = [quote.usd for quote in quote_videos(credentials, queue_requests)]
+        _check_total(requests, quotes, max_usd)
+    except CallerError as exc:
+        return cast(list[VideoResult], refused(exc, model=first_model, videos=len(requests)))
     logger.info(
         "Quotes add up to %s, within the budget of %s; making %d videos, %d at a time.",
         format_usd(sum(quotes)),

@@ -7,6 +7,8 @@ the worker's settings) and hands the flows one plan per video.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prefect.filesystems import WritableFileSystem
@@ -19,10 +21,11 @@ from prefect_venice.generation import (
     check_wait,
     prepare_local_destination,
 )
-from prefect_venice.models import QueueRequest
+from prefect_venice.models import QueueRequest, VideoModel
 from prefect_venice.tasks.pacing import check_rate_limit
 from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.storage import check_block_target, load_writable_file_system
+from prefect_venice.validation import find_model, validate_request
 
 __all__ = ["PlannedVideo", "check_before_queueing", "plan_videos"]
 
@@ -44,57 +47,80 @@ class PlannedVideo:
 
 
 def plan_videos(
-    requests: list[VideoRequest], *, max_usd: float | None = None
+    requests: list[VideoRequest],
+    *,
+    max_usd: float | None = None,
+    catalogue: Callable[[], Sequence[VideoModel]] | None = None,
 ) -> list[PlannedVideo]:
     """Check every request before anything is paid; raise the first problem found.
 
-    Checked: budgets are finite and not negative, waits finite and long enough; the
-    API request builds (local images are read and typed); the destination folder can
-    be created and written (inside PREFECT_INTEGRATIONS_VENICE_OUTPUT_ROOT when set),
-    the file name is a plain name and names no existing file (unless overwrite);
-    storage blocks load, can write and do not hold the key yet; job keys are unique;
-    the rate limits the settings name exist.
+    Checked first, with no call to Venice: budgets are finite and not negative, waits
+    finite and long enough; the destination folder can be created and written (inside
+    PREFECT_INTEGRATIONS_VENICE_OUTPUT_ROOT when set), the file name is a plain name and
+    names no existing file (unless overwrite); storage blocks load, can write and do not
+    hold the key yet; job names are unique; the rate limits the settings name exist.
+    Then the API requests are built (local images are read and typed) and, when a
+    `catalogue` is given (it is called once, e.g. `client.list_video_models`), checked
+    against each model's constraints, a default aspect ratio becoming the model's first.
     """
     settings = VeniceSettings()
     check_money(max_usd, "max_usd")
-    keys = [request.job_name for request in requests if request.job_name]
-    if len(keys) != len(set(keys)):
+    names = [request.job_name for request in requests if request.job_name]
+    if len(names) != len(set(names)):
         raise InvalidRequestError(
             "Two requests share a job_name; each paid job needs its own. Nothing was queued."
         )
     blocks: dict[str, WritableFileSystem] = {}
-    plans: list[PlannedVideo] = []
+    destinations: list[LocalDestination | None] = []
     for index, request in enumerate(requests):
-        where = f"request #{index + 1}: " if len(requests) > 1 else ""
-        try:
+        with _numbered(index, len(requests)):
             check_money(request.max_usd, "max_usd")
             check_wait(request.max_wait_seconds, "max_wait_seconds")
-            queue_request = request.to_queue_request()
-            destination = None
-            if request.storage_block is None:
-                destination = prepare_local_destination(
-                    request.output_dir,
-                    request.filename,
-                    overwrite=request.overwrite,
-                    root=settings.output_root,
-                )
-            else:
-                if request.storage_block not in blocks:
-                    blocks[request.storage_block] = load_writable_file_system(request.storage_block)
-                if request.filename is not None:
-                    check_block_target(
-                        blocks[request.storage_block], request.filename, overwrite=request.overwrite
-                    )
-        except CallerError as exc:
-            if not where:
-                raise
-            raise type(exc)(where + exc.message) from None
-        plans.append(PlannedVideo(request, queue_request, destination))
+            destinations.append(_destination(request, blocks, settings))
     check_rate_limit(settings.queue_rate_limit, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT")
     check_rate_limit(
         settings.retrieve_rate_limit, "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT"
     )
+    models = catalogue() if catalogue is not None else None
+    plans: list[PlannedVideo] = []
+    for index, (request, destination) in enumerate(zip(requests, destinations, strict=True)):
+        with _numbered(index, len(requests)):
+            model = find_model(models, request.model) if models is not None else None
+            queue_request = request.to_queue_request(model)
+            if model is not None:
+                validate_request(queue_request, model)
+        plans.append(PlannedVideo(request, queue_request, destination))
     return plans
+
+
+def _destination(
+    request: VideoRequest, blocks: dict[str, WritableFileSystem], settings: VeniceSettings
+) -> LocalDestination | None:
+    if request.storage_block is None:
+        return prepare_local_destination(
+            request.output_dir,
+            request.filename,
+            overwrite=request.overwrite,
+            root=settings.output_root,
+        )
+    if request.storage_block not in blocks:
+        blocks[request.storage_block] = load_writable_file_system(request.storage_block)
+    if request.filename is not None:
+        check_block_target(
+            blocks[request.storage_block], request.filename, overwrite=request.overwrite
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _numbered(index: int, count: int) -> Iterator[None]:
+    """In a batch, say which request a refusal is about."""
+    try:
+        yield
+    except CallerError as exc:
+        if count == 1:
+            raise
+        raise type(exc)(f"request #{index + 1}: {exc.message}") from None
 
 
 def check_before_queueing(requests: list[VideoRequest]) -> None:

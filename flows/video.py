@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any, cast
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
+from prefect.states import Failed
 
 from prefect_venice.blocks.credentials import VeniceCredentials
-from prefect_venice.errors import BudgetExceededError
+from prefect_venice.errors import BudgetExceededError, CallerError, InvalidRequestError
+from prefect_venice.flows.naming import video_run_name
 from prefect_venice.flows.preflight import PlannedVideo, check_before_queueing, plan_videos
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.generation import (
@@ -29,9 +33,9 @@ from prefect_venice.tasks import (
     download_video,
     queue_video,
     quote_video,
-    validate_video_request,
     wait_for_video,
 )
+from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.resume import job_key_for, recorded_result
 
@@ -41,21 +45,24 @@ __all__ = [
     "failure_after_queueing",
     "format_usd",
     "generate_video",
+    "load_credentials",
+    "refused",
 ]
 
 SUMMARY_ARTIFACT_KEY = "venice-video-summary"
 
 
-@flow(name="generate-video", flow_run_name="video-{request.model}")
+@flow(name="generate-video", flow_run_name=video_run_name)
 def generate_video(request: VideoRequest, credentials_block: str = "venice") -> VideoResult:
     """Generate one Venice video within a budget and save it; return where it is.
 
-    Steps: check everything that could fail after paying (values, destination, file
-    name, storage block, rate limits), validate the request against the model catalog,
-    quote it, stop if the quote is above `request.max_usd` (nothing is queued), queue
-    it at most once per job key (the paid call, recorded in the job journal first, so
-    a retry or rerun never pays again), wait for it, save the MP4, then revoke its
-    private link and delete it on Venice as asked.
+    Steps: check everything that could fail after paying (the request against the
+    model catalogue, values, destination, file name, storage block, rate limits),
+    quote it, stop if the quote is above `request.max_usd`, queue it at most once per
+    job key (the paid call, recorded in the job journal first, so a retry or rerun
+    never pays again), wait for it, save the MP4, then revoke its private link and
+    delete it on Venice as asked. A refusal before paying ends the run Failed with
+    the reason and the numbers, no traceback, and a `venice.video.refused` event.
 
     Args:
         request: What to generate, the budget and where to save it.
@@ -66,19 +73,22 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
 
     """
     logger = get_run_logger()
-    credentials = load_credentials(credentials_block)
-    (plan,) = plan_videos([request])
-    validate_video_request(credentials, plan.queue_request)
-    quote = quote_video(credentials, plan.queue_request)
     try:
-        check_budget(quote.usd, request.max_usd, subject=request.model)
-    except BudgetExceededError:
-        emit_video_event(
-            "venice.video.budget-exceeded",
-            model=request.model,
-            payload={"quote_usd": quote.usd, "max_usd": request.max_usd},
-        )
-        raise
+        credentials = load_credentials(credentials_block)
+        (plan,) = plan_videos([request], catalogue=shared_client(credentials).list_video_models)
+        logger.info("The request fits %s; asking for a quote.", request.model)
+        quote = quote_video(credentials, plan.queue_request)
+        try:
+            check_budget(quote.usd, request.max_usd, subject=request.model)
+        except BudgetExceededError:
+            emit_video_event(
+                "venice.video.budget-exceeded",
+                model=request.model,
+                payload={"quote_usd": quote.usd, "max_usd": request.max_usd},
+            )
+            raise
+    except CallerError as exc:
+        return cast(VideoResult, refused(exc, model=request.model))
     budget = "no budget set" if request.max_usd is None else f"budget {format_usd(request.max_usd)}"
     logger.info("Quote %s is within the budget (%s); queueing.", format_usd(quote.usd), budget)
 
@@ -86,9 +96,7 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     job = queue_video(credentials, plan.queue_request, job_key=key)
     result = recorded_result(key)
     if result is not None:
-        logger.info(
-            "Video %s was already saved at %s; nothing to fetch.", job.queue_id, result.path
-        )
+        logger.info("Video %s was saved already, at %s.", job.queue_id, result.path)
     else:
         result = deliver(credentials, plan, job, key)
     result = result.model_copy(update={"cost_usd": quote.usd})
@@ -111,7 +119,7 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
         lambda: create_markdown_artifact(
             key=SUMMARY_ARTIFACT_KEY,
             markdown=_summary_markdown(request, job, result, cleanup),
-            description=f"Venice video {job.queue_id} ({job.model})",
+            description=f"{_cell(request.prompt)[:120]} ({job.model}, {format_usd(quote.usd)})",
         ),
     )
     emit_video_event(
@@ -122,6 +130,23 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     )
     logger.info("Video %s saved at %s (%d bytes).", job.queue_id, result.path, result.size_bytes)
     return result
+
+
+def refused(error: CallerError, *, model: str, videos: int = 1) -> State[Any]:
+    """End a run that was refused before paying: a Failed state, one log line, one event.
+
+    The state's message is the error's own sentence (what was wrong, the numbers, what
+    to do, that nothing was charged); its data is the error, so a Python caller gets
+    it raised. No traceback: nothing went wrong in the code.
+    """
+    message = str(error)
+    get_run_logger().error("Refused before paying: %s", message)
+    emit_video_event(
+        "venice.video.refused",
+        model=model,
+        payload={"reason": type(error).__name__, "message": message, "videos": videos},
+    )
+    return Failed(message=message, data=error)
 
 
 def deliver(
@@ -171,14 +196,23 @@ def best_effort(what: str, action: Callable[[], object]) -> None:
 
 
 def load_credentials(name: str) -> VeniceCredentials:
-    """Load the named VeniceCredentials block from inside a sync flow."""
+    """Load the named VeniceCredentials block from inside a sync flow.
+
+    An empty or unknown name is an InvalidRequestError that says how to make one.
+    """
+    how = (
+        "give the name of a saved VeniceCredentials block (e.g. 'venice'; create one with "
+        "VeniceCredentials(api_key=...).save('venice') or in the UI under Blocks)"
+    )
     if not name or not name.strip():
-        raise ValueError(
-            "credentials_block is empty: give the name of a saved VeniceCredentials block "
-            "(e.g. 'venice'; create one with VeniceCredentials(api_key=...).save('venice'))."
-        )
+        raise InvalidRequestError(f"credentials_block is empty: {how}.")
     # Block.load is sync inside a sync flow; the check also narrows its dispatch type.
-    block = VeniceCredentials.load(name)
+    try:
+        block = VeniceCredentials.load(name)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"credentials_block {name!r} was not found ({exc}): {how}."
+        ) from None
     if not isinstance(block, VeniceCredentials):
         raise TypeError(f"Block {name!r} did not load as VeniceCredentials.")
     return block

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -11,13 +10,7 @@ from prefect.logging import get_run_logger
 
 from prefect_venice.models import Progress
 
-__all__ = ["ProgressReporter", "artifact_key"]
-
-
-def artifact_key(prefix: str, identifier: str) -> str:
-    """Build a Prefect artifact key: lower-case letters, digits and dashes only."""
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{identifier}".lower())
-    return cleaned.strip("-")
+__all__ = ["ProgressReporter"]
 
 
 class ProgressReporter:
@@ -38,9 +31,10 @@ class ProgressReporter:
         if not artifact:
             return
         try:
+            # No key: a keyed artifact per video would grow the Artifacts page by one
+            # card per video; the run's own Artifacts tab shows this one.
             created = create_progress_artifact(
                 progress=0.0,
-                key=artifact_key("venice-progress", queue_id),
                 description=f"Estimated progress of Venice video {queue_id} ({model}).",
             )
         except Exception as exc:

@@ -29,10 +29,18 @@ def timing_out_request(output_dir: Path) -> VideoRequest:
     )
 
 
+#: Every retrieve answers 503 (retryable, nothing learnt): a wait can only run out of time.
+STUCK = FaultConfig(rate_503={"retrieve": 1.0})
+
+
 @pytest.fixture
 def emulator(emulator_factory: Any) -> Emulator:
-    """Jobs that take several seconds, so a one-second wait gives up."""
-    started: Emulator = emulator_factory(job_duration_factor=12.0)
+    """Retrieves fail until `configure_faults(FaultConfig())`, so a one-second wait gives up.
+
+    However fast or slow the machine (a job that merely takes long could finish before a
+    loaded machine polls it); clearing the fault lets the resumed wait find the job done.
+    """
+    started: Emulator = emulator_factory(faults=STUCK)
     return started
 
 
@@ -56,6 +64,7 @@ def test_a_wait_timeout_names_the_job_and_both_ways_to_resume(
     assert isinstance(error.__cause__, WaitTimeoutError)
 
     # The message's own instructions work: the client resumes the same job, unpaid.
+    emulator.configure_faults(FaultConfig())
     hint = re.search(r"QueuedJob\(model='([^']+)', queue_id='([^']+)'\)", message)
     assert hint, message
     job = QueuedJob(model=hint.group(1), queue_id=hint.group(2))
@@ -88,6 +97,7 @@ def test_the_shell_command_in_the_message_resumes_the_job_unpaid(
     assert argv[argv.index("--queue-id") + 1] == queue_id
 
     # Followed as written (the user's own folder for DIR), against the emulator.
+    emulator.configure_faults(FaultConfig())
     argv[argv.index("DIR")] = str(tmp_path)
     monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
     status = main([*argv, "--base-url", emulator.base_url, "--min-poll-interval", "0.01"])
