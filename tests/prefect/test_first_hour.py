@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from conftest import PrefectAPI, venice_events
 from prefect.client.orchestration import get_client
@@ -14,6 +15,12 @@ from prefect.context import FlowRunContext
 from prefect_venice.emulator import Emulator
 from prefect_venice.flows import VideoRequest, generate_video, generate_videos
 from prefect_venice.flows.naming import _chosen_by_user, slug
+
+
+def run_id(state: Any) -> UUID:
+    flow_run_id = state.state_details.flow_run_id
+    assert isinstance(flow_run_id, UUID)
+    return flow_run_id
 
 
 def form(flow: Any) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def test_a_budget_refusal_is_a_clean_failed_state_with_the_numbers(
     message = state.message or ""
     assert "The quote of $0.3125" in message and "budget of $0.05" in message
     assert "nothing was queued or charged" in message
-    logs = prefect_api.logs(state.state_details.flow_run_id)
+    logs = prefect_api.logs(run_id(state))
     assert logs, "the run logged nothing"
     assert not [log.message for log in logs if "Traceback" in log.message]
     events = venice_events(f"venice.model.{request.model}", expected=2)
@@ -86,7 +93,7 @@ def test_a_validation_refusal_names_the_allowed_values_without_a_traceback(
 
     assert state.is_failed()
     assert "'5s'" in (state.message or "") and "'10s'" in (state.message or "")
-    logs = prefect_api.logs(state.state_details.flow_run_id)
+    logs = prefect_api.logs(run_id(state))
     assert not [log.message for log in logs if "Traceback" in log.message]
     assert emulator.ledger()["calls"].get("quote", 0) == 0
 
@@ -101,7 +108,7 @@ def test_runs_with_different_prompts_get_names_you_can_tell_apart(
             credentials_block=credentials_block,
             return_state=True,
         )
-        names.append(prefect_api.flow_run(state.state_details.flow_run_id).name)
+        names.append(prefect_api.flow_run(run_id(state)).name)
 
     assert names == [
         "wan-2.5-preview-a-gondola-at-sunset",
@@ -118,7 +125,7 @@ def test_a_batch_is_named_by_its_size_and_first_prompt(
         requests=requests, credentials_block=credentials_block, return_state=True
     )
 
-    assert prefect_api.flow_run(state.state_details.flow_run_id).name == "batch-2-kites-take-1"
+    assert prefect_api.flow_run(run_id(state)).name == "batch-2-kites-take-1"
 
 
 def test_names_a_person_chose_are_kept_and_generated_ones_replaced() -> None:
