@@ -45,6 +45,8 @@ PACED_ENDPOINTS = ("queue", "retrieve")
 
 #: Longest single sleep while waiting for a window, so a wrong reset never stalls long.
 _MAX_SLEEP = 5.0
+#: The last part of a window (this fraction of its length) in which no call is started.
+_CLOSING = 0.05
 #: Two answers whose reset times differ by less than this describe the same window.
 _SAME_WINDOW = 0.05
 #: A probe (first call before any header is known) that gives no answer this long is over.
@@ -64,6 +66,8 @@ class _Account:
     reset: float | None = None
     #: The end of the last window an answer described (kept after the window rolls over).
     last_reset: float | None = None
+    #: The shortest window seen (seconds between two windows' ends), once two were seen.
+    window: float | None = None
     probe_until: float = 0.0
     #: The API sent no rate-limit headers: calls are not held back until then.
     blind_until: float = 0.0
@@ -80,6 +84,7 @@ class _Account:
             remaining=None if remaining is None else int(remaining),
             reset=number("reset"),
             last_reset=number("last_reset"),
+            window=number("window"),
             probe_until=number("probe_until") or 0.0,
             blind_until=number("blind_until") or 0.0,
         )
@@ -128,9 +133,18 @@ class Pacer:
                     return min(0.05, account.probe_until - now)
                 account.probe_until = now + _PROBE_TIMEOUT
                 return 0.0
-            if account.remaining > 0:
+            closing = (
+                account.reset is not None
+                and account.window is not None
+                and now > account.reset - _CLOSING * account.window
+            )
+            if account.remaining > 0 and not closing:
                 account.remaining -= 1
                 return 0.0
+            if closing and account.reset is not None:
+                # Sent now, the call could reach the server after the window rolls over
+                # and be counted in the next one, which this account would then overspend.
+                return min(_MAX_SLEEP, max(0.001, account.reset - now))
             if account.reset is None:
                 # Spent, and the window's end unknown until an answer arrives.
                 return 0.05
@@ -168,6 +182,10 @@ class Pacer:
                 # A newer window; calls started in it before this answer are deducted too.
                 local = account.remaining if account.reset is None else None
                 account.remaining = remaining if local is None else min(remaining, local)
+                if account.last_reset is not None and reset > account.last_reset:
+                    # Windows are at least this long: the gap between two windows' ends.
+                    gap = reset - account.last_reset
+                    account.window = gap if account.window is None else min(account.window, gap)
             account.limit, account.reset, account.last_reset = limit, reset, reset
 
     @contextlib.contextmanager

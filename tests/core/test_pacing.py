@@ -109,3 +109,18 @@ def test_without_pacing_the_same_calls_run_into_429s(limited: Emulator) -> None:
     statuses = [e["status"] for e in limited.requests() if e["endpoint"] == "queue"]
     assert 429 in statuses
     assert statuses.count(200) == 12  # the client retried each 429: no job was created
+
+
+def test_no_call_starts_in_the_last_moments_of_a_window() -> None:
+    clock = Clock()
+    pacer = Pacer(None, clock=clock)
+    assert pacer.reserve() == 0.0
+    pacer.observe(headers(10, 9, clock.now + 10))
+    clock.now += 10
+    assert pacer.reserve() == 0.0  # a new window; its answer tells the windows' length
+    pacer.observe(headers(10, 9, clock.now + 10))
+
+    clock.now += 9.8  # 0.2 s before the end of a 10 s window: a call could land in the next
+    assert pacer.reserve() == pytest.approx(0.2)
+    clock.now += 0.2
+    assert pacer.reserve() == 0.0
