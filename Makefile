@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 # Strict editable installs link each module at install time: a new module file
 # changes this hash, and with it the stamp, so `make` reinstalls.
 MODULES := $(shell find prefect_venice blocks tasks flows -name '*.py' 2>/dev/null | sort | cksum | cut -d' ' -f1)
+# Two installs: the demo needs only the package and its runtime dependencies (RUNTIME);
+# tests, lint and type checks add the dev extra (STAMP: Playwright, mypy, ruff, ...).
 STAMP := $(VENV)/.installed-$(MODULES)
+RUNTIME := $(VENV)/.runtime-$(MODULES)
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
@@ -20,13 +23,23 @@ $(STAMP): pyproject.toml
 	@( $(BIN)/python -m pip install --upgrade pip \
 	  && $(BIN)/python -m pip install -e ".[dev]" --config-settings editable_mode=strict \
 	) > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
-	@rm -f $(VENV)/.installed-*
-	@touch $(STAMP)
+	@rm -f $(VENV)/.installed-* $(VENV)/.runtime-*
+	@touch $(STAMP) $(RUNTIME)
 
-demo: venv
+# The runtime alone (no dev extra): what `make demo` needs. A dev install covers it too.
+$(RUNTIME): pyproject.toml
+	@echo "Installing prefect-venice into $(VENV) (log: $(VENV)/install.log) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@( $(BIN)/python -m pip install --upgrade pip \
+	  && $(BIN)/python -m pip install -e . --config-settings editable_mode=strict \
+	) > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
+	@rm -f $(VENV)/.runtime-*
+	@touch $(RUNTIME)
+
+demo: $(RUNTIME)
 	@$(BIN)/python deployments/demo.py
 
-demo-stop: venv
+demo-stop: $(RUNTIME)
 	@$(BIN)/python deployments/demo.py --stop
 
 lint: venv
@@ -44,7 +57,8 @@ typecheck: venv
 pytest: venv
 	# bin/pytest, not python -m pytest: the latter puts the repo root on sys.path,
 	# and its prefect_venice/ folder lacks the mapped blocks/tasks/flows packages.
-	$(BIN)/pytest -q
+	# -rs: every skipped test is listed with its reason.
+	$(BIN)/pytest -q -rs
 
 test: lint typecheck pytest
 

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from prefect_venice.client import DEFAULT_BASE_URL, AsyncVeniceClient, VeniceClient
 from prefect_venice.errors import AuthenticationError
@@ -49,26 +49,41 @@ class VeniceCredentials(CredentialsBlock):
     _logo_url = HttpUrl("https://venice.ai/apple-touch-icon.png")
     _documentation_url = HttpUrl("https://docs.venice.ai/overview/guides/video-generation")
 
-    api_key: SecretStr | None = Field(
-        default=None,
+    # A plain SecretStr with an empty default: the UI shows one password box, with no
+    # "null" toggle; empty means "use the worker's VENICE_API_KEY".
+    api_key: SecretStr = Field(
+        default=SecretStr(""),
+        title="API key",
         description=(
-            "Venice API key; when empty, the VENICE_API_KEY environment variable of the "
-            "process running the flow is used."
+            "Your Venice API key, sent only as a bearer header to the base URL. Leave it "
+            "empty to keep the key out of Prefect: the VENICE_API_KEY environment variable "
+            "of the process that runs the flow is used instead."
         ),
     )
     base_url: str = Field(
         default=DEFAULT_BASE_URL,
-        description="Root URL of the Venice API, e.g. a local emulator's URL for tests.",
+        title="Base URL",
+        description=(
+            "Root URL of the Venice API. Keep the default for Venice; a local emulator's URL "
+            "(e.g. http://127.0.0.1:8765/api/v1) for tests and demos."
+        ),
     )
     timeout: float = Field(
         default=30.0,
         gt=0,
+        title="Timeout (seconds)",
         description="Seconds to wait for a single HTTP answer from Venice.",
     )
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _no_key_is_an_empty_key(cls, value: object) -> object:
+        # Blocks saved before the field lost `| None` hold null: read it as "no key".
+        return "" if value is None else value
+
     def resolve_api_key(self) -> SecretStr:
         """Return the stored API key, or the one in VENICE_API_KEY; fail clearly if neither."""
-        if self.api_key is not None and self.api_key.get_secret_value():
+        if self.api_key.get_secret_value():
             return self.api_key
         from_env = os.environ.get(VENICE_API_KEY_ENV, "")
         if from_env:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from supervisor import (
     REPO_ROOT,
@@ -181,6 +182,43 @@ def run_on_demand(
     return summary, result
 
 
+def port_of(url: str) -> int:
+    """Return the TCP port of an http URL of the stack."""
+    port = urlsplit(url).port
+    if port is None:
+        raise ValueError(f"{url} names no port")
+    return port
+
+
+def export_line(stack: Stack) -> str:
+    """Return the shell line that points the `prefect` CLI and your own flows at the stack."""
+    return f"export PREFECT_API_URL={stack.api_url}"
+
+
+def describe_stack(config: StackConfig, stack: Stack, *, real_api: bool = False) -> list[str]:
+    """Return lines naming the stack's URLs and ports (and the preferred ports that were busy)."""
+    from serve import DAILY_CRON, DAILY_DEPLOYMENT, ON_DEMAND_DEPLOYMENT
+
+    def port_note(url: str, preferred: int) -> str:
+        port = port_of(url)
+        busy = f"; port {preferred} was in use" if preferred and port != preferred else ""
+        return f"(port {port}{busy})"
+
+    server = port_note(stack.ui_url, config.server_port)
+    emulator = port_note(stack.emulator_url, config.emulator_port)
+    target = (
+        "the real Venice API (VENICE_API_KEY)" if real_api else f"{stack.emulator_url}  {emulator}"
+    )
+    return [
+        f"  Prefect UI    {stack.ui_url}  {server}",
+        f"  Prefect API   {stack.api_url}",
+        f"  Venice API    {target}",
+        f"  Deployments   {ON_DEMAND_DEPLOYMENT}, {DAILY_DEPLOYMENT} (cron {DAILY_CRON} UTC)",
+        f"  Logs          {config.logs}",
+        f"  Shell         {export_line(stack)}",
+    ]
+
+
 def format_usd(amount: float) -> str:
     """Dollars with cents, or with four decimals where cents would round a price."""
     return f"${amount:.2f}" if round(amount, 2) == amount else f"${amount:.4f}"
@@ -224,13 +262,10 @@ def run_demo(config: StackConfig) -> int:
     except StackError as error:
         _print(f"The demo stack did not start: {error}")
         return 1
-    from serve import DAILY_CRON, DAILY_DEPLOYMENT, ON_DEMAND_DEPLOYMENT
+    from serve import ON_DEMAND_DEPLOYMENT
 
-    target = "the real Venice API (VENICE_API_KEY)" if real_api else stack.emulator_url
-    _print(f"  Prefect UI    {stack.ui_url}")
-    _print(f"  Venice API    {target}")
-    _print(f"  Deployments   {ON_DEMAND_DEPLOYMENT}, {DAILY_DEPLOYMENT} (cron {DAILY_CRON} UTC)")
-    _print(f"  Logs          {config.logs}")
+    for line in describe_stack(config, stack, real_api=real_api):
+        _print(line)
     _print(f"Running {ON_DEMAND_DEPLOYMENT} ...")
     with prefect_client_settings(config, stack):
         summary, _ = run_on_demand(stack, demo_request(config))
@@ -244,6 +279,8 @@ def run_demo(config: StackConfig) -> int:
     _print(f"  Flow run      {summary.url}")
     _print()
     _print("The stack keeps running in the background. Stop it with: make demo-stop")
+    _print("To use it from your shell (prefect CLI, your own flows):")
+    _print(f"  {export_line(stack)}")
     return 0 if summary.state == "Completed" else 1
 
 

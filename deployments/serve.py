@@ -5,8 +5,10 @@
 
 The process creates (or updates) both deployments on the Prefect API that
 PREFECT_API_URL names, then executes their runs until stopped; stopping it
-pauses the daily schedule. `prefect.yaml` describes the same deployments for a
-work pool and workers instead.
+pauses the daily schedule. `prefect.yaml` deploys the same flows to a work pool
+under names of their own (`generate-video/on-demand-pool`,
+`daily-video/daily-pool`), so served and deployed deployments never replace
+each other on one server.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ DAILY = "daily"
 ON_DEMAND_DEPLOYMENT = f"generate-video/{ON_DEMAND}"
 DAILY_DEPLOYMENT = f"daily-video/{DAILY}"
 DAILY_CRON = "0 9 * * *"
+#: What `prefect deploy --all` (prefect.yaml) names the same flows in the "venice" work pool.
+POOL_ON_DEMAND_DEPLOYMENT = "generate-video/on-demand-pool"
+POOL_DAILY_DEPLOYMENT = "daily-video/daily-pool"
 DEMO_MODEL = "wan-2.5-preview-text-to-video"
 
 

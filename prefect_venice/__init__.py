@@ -108,6 +108,10 @@ __all__ = [
 ]
 
 
+#: Names served on first use by `__getattr__`: they need Prefect, the rest of the core does not.
+_LAZY = ("VeniceCredentials",)
+
+
 def __getattr__(name: str) -> Any:
     # The credentials block needs Prefect; importing it lazily keeps
     # `import prefect_venice` (the client, the emulator, the CLI) Prefect-free.
@@ -116,3 +120,9 @@ def __getattr__(name: str) -> Any:
 
         return VeniceCredentials
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # Listing the lazy names lets `inspect.getmembers(prefect_venice)` find them, which is
+    # how `prefect block register -m prefect_venice` finds the block. Listing imports nothing.
+    return sorted({*globals(), *_LAZY})

@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import math
 import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
 from . import generation
 from ._base import DEFAULT_BASE_URL
-from .client import VeniceClient
+from .client import AsyncVeniceClient, VeniceClient
 from .errors import VeniceError, VideoLinkMissingError
 from .generation import DOWNLOAD_URL_ENV, LocalDestination, wait_command
 from .journal import JobJournal, JournalEntry, JournalError
 from .media import to_data_url
-from .models import Progress, QueuedJob, QueueRequest, VideoSaved
+from .models import Progress, QueuedJob, QueueRequest, QuoteRequest, VideoModel, VideoSaved
 from .polling import PollPolicy
 from .validation import build_queue_request
 
 __all__ = ["DOWNLOAD_URL_ENV", "main", "resume_command"]
 
 Say = Callable[[str], None]
+
+#: `models` quotes this many models at once by default; --concurrency allows up to the maximum.
+_QUOTE_CONCURRENCY = 4
+_MAX_QUOTE_CONCURRENCY = 16
 
 
 class _UsageError(Exception):
@@ -136,6 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _wait_parser(sub)
     _jobs_parser(sub)
     _limits_parser(sub)
+    _models_parser(sub)
     return parser
 
 
@@ -156,6 +165,36 @@ def _limits_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     limits.add_argument("--queue-name", default="venice-queue")
     limits.add_argument("--retrieve-name", default="venice-retrieve")
     limits.set_defaults(run=_limits)
+
+
+def _models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    models = sub.add_parser(
+        "models",
+        help="list the video models with their options and the price of their default shape",
+        description=(
+            "List the video models (GET /models?type=video) with their durations, "
+            "resolutions, aspect ratios, audio, privacy and type, and quote each model's "
+            "default shape: its first duration, first resolution and first aspect ratio "
+            "(POST /video/quote, free; nothing is queued or paid). The API key is read from "
+            "VENICE_API_KEY. A table on stdout, or JSON with --json."
+        ),
+    )
+    models.add_argument(
+        "--base-url",
+        default=None,
+        help="API base URL (default: $VENICE_BASE_URL, else the real API)",
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.add_argument(
+        "--concurrency",
+        type=int,
+        default=_QUOTE_CONCURRENCY,
+        help=f"quotes in flight at once (default {_QUOTE_CONCURRENCY}, 1-{_MAX_QUOTE_CONCURRENCY})",
+    )
+    models.add_argument(
+        "--no-quotes", action="store_true", help="list the models only, without quoting them"
+    )
+    models.set_defaults(run=_models)
 
 
 def _jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -361,6 +400,166 @@ def _limits(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         print(f"export {spec.setting}={spec.name}")
+    return 0
+
+
+def _default_shape(model: VideoModel) -> QuoteRequest | None:
+    """Return the quote of the model's first duration, resolution and aspect ratio.
+
+    None when the model lists no durations (a quote needs one).
+    """
+    constraints = model.constraints
+    if constraints is None or not constraints.durations:
+        return None
+    return QuoteRequest(
+        model=model.id,
+        duration=constraints.durations[0],
+        resolution=constraints.resolutions[0] if constraints.resolutions else None,
+        aspect_ratio=constraints.aspect_ratios[0] if constraints.aspect_ratios else None,
+    )
+
+
+@dataclass(frozen=True)
+class _ListedModel:
+    """One line of `prefect-venice models`: a model, and the quote of its default shape."""
+
+    model: VideoModel
+    quote_usd: float | None
+    quote_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        constraints = self.model.constraints
+        shape = _default_shape(self.model)
+        return {
+            "id": self.model.id,
+            "name": self.model.name,
+            "model_type": constraints.model_type if constraints else None,
+            "privacy": self.model.privacy,
+            "durations": constraints.durations if constraints else [],
+            "resolutions": constraints.resolutions if constraints else [],
+            "aspect_ratios": constraints.aspect_ratios if constraints else [],
+            "audio": constraints.audio if constraints else None,
+            "audio_configurable": constraints.audio_configurable if constraints else None,
+            "prompt_character_limit": constraints.max_prompt_characters if constraints else None,
+            "default_shape": None
+            if shape is None
+            else {
+                "duration": shape.duration,
+                "resolution": shape.resolution,
+                "aspect_ratio": shape.aspect_ratio,
+            },
+            "quote_usd": self.quote_usd,
+            "quote_error": self.quote_error,
+        }
+
+    def columns(self) -> tuple[str, ...]:
+        constraints = self.model.constraints
+        shape = _default_shape(self.model)
+
+        def listed(values: list[str] | None) -> str:
+            return ", ".join(values) if values else "-"
+
+        audio = "-"
+        if constraints is not None:
+            audio = "yes" if constraints.audio else "no"
+            audio += " (configurable)" if constraints.audio_configurable else ""
+        shape_text = "-"
+        if shape is not None:
+            parts = (shape.duration, shape.resolution, shape.aspect_ratio)
+            shape_text = " ".join(p for p in parts if p)
+        return (
+            self.model.id,
+            constraints.model_type if constraints else "-",
+            self.model.privacy or "-",
+            listed(constraints.durations if constraints else None),
+            listed(constraints.resolutions if constraints else None),
+            listed(constraints.aspect_ratios if constraints else None),
+            audio,
+            shape_text,
+            "-" if self.quote_usd is None else generation.format_usd(self.quote_usd),
+        )
+
+
+_MODEL_COLUMNS = (
+    "MODEL",
+    "TYPE",
+    "PRIVACY",
+    "DURATIONS",
+    "RESOLUTIONS",
+    "ASPECT RATIOS",
+    "AUDIO",
+    "DEFAULT SHAPE",
+    "QUOTE",
+)
+
+
+async def _list_models(
+    api_key: str, base_url: str, concurrency: int, quotes: bool
+) -> list[_ListedModel]:
+    """List the video models (sorted by id) and quote each default shape, a few at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def priced(client: AsyncVeniceClient, model: VideoModel) -> _ListedModel:
+        shape = _default_shape(model)
+        if not quotes:
+            return _ListedModel(model, None, "not quoted (--no-quotes)")
+        if shape is None:
+            return _ListedModel(model, None, "the model lists no durations")
+        async with gate:
+            try:
+                quote = await client.quote(shape, validate=False)
+            except VeniceError as exc:
+                if not exc.retryable and exc.status in (401, 402, 403):
+                    raise  # the key, not the model: every quote would fail the same way
+                return _ListedModel(model, None, str(exc))
+        return _ListedModel(model, quote.usd, None)
+
+    # Listing and quoting are free and unpaced: no pacing account is read or written.
+    async with AsyncVeniceClient(api_key, base_url=base_url, pacing=False) as client:
+        models = sorted(await client.list_video_models(), key=lambda m: m.id)
+        # Every quote ends before the client closes, even when one raises.
+        answers = await asyncio.gather(*(priced(client, m) for m in models), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
+    return [answer for answer in answers if isinstance(answer, _ListedModel)]
+
+
+def _models_table(listed: list[_ListedModel]) -> list[str]:
+    """Return aligned columns under a header, one model a line."""
+    rows = [_MODEL_COLUMNS, *(item.columns() for item in listed)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_MODEL_COLUMNS))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def _models(args: argparse.Namespace) -> int:
+    if not 1 <= args.concurrency <= _MAX_QUOTE_CONCURRENCY:
+        raise _UsageError(
+            f"--concurrency must be from 1 to {_MAX_QUOTE_CONCURRENCY} (got {args.concurrency})."
+        )
+    api_key = os.environ.get("VENICE_API_KEY", "")
+    if not api_key:
+        raise _UsageError("set VENICE_API_KEY to your Venice API key.")
+    base_url = _base_url(args.base_url)
+    listed = asyncio.run(_list_models(api_key, base_url, args.concurrency, not args.no_quotes))
+    if args.json:
+        print(json.dumps([item.to_json() for item in listed], indent=2))
+        return 0
+    for line in _models_table(listed):
+        print(line)
+    if args.no_quotes:
+        print(f"{len(listed)} video models (not quoted).", file=sys.stderr)
+        return 0
+    print(
+        f"{len(listed)} video models. QUOTE is the price of DEFAULT SHAPE (the first duration, "
+        "resolution and aspect ratio; audio as the model defaults), from /video/quote (free).",
+        file=sys.stderr,
+    )
+    for item in listed:
+        if item.quote_error:
+            print(f"note: no quote for {item.model.id}: {item.quote_error}", file=sys.stderr)
     return 0
 
 

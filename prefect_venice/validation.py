@@ -61,6 +61,9 @@ _TEXT_FIELDS = ("prompt", "negative_prompt")
 # Newline and tab are the only control characters a prompt may hold (CR only in CRLF).
 _ALLOWED_CONTROLS = frozenset("\n\t")
 _SHOWN_INPUT = 40
+# find_model names this many ids, those at least this alike (see _closeness).
+_NAMED_IDS = 5
+_CLOSE_CUTOFF = 0.6
 _FRAMES_PER_SECOND = 24
 _Request = TypeVar("_Request", QueueRequest, QuoteRequest)
 _REQUEST_MODELS: dict[str, type[BaseModel]] = {
@@ -68,16 +71,38 @@ _REQUEST_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+def _closeness(wanted: str, model_id: str) -> float:
+    """How alike two ids look, 0..1: the whole id, or its start (a family such as 'kling')."""
+    wanted, model_id = wanted.lower(), model_id.lower()
+    whole = difflib.SequenceMatcher(None, wanted, model_id).ratio()
+    start = difflib.SequenceMatcher(None, wanted, model_id[: len(wanted)]).ratio()
+    return max(whole, 0.95 * start)
+
+
 def find_model(models: Sequence[VideoModel], model_id: str) -> VideoModel:
-    """Return the model with this id, or raise UnknownModelError naming the closest ids."""
+    """Return the model with this id, or raise UnknownModelError naming the closest ids.
+
+    Up to five ids are always named: the closest by spelling (case-insensitive, whole
+    id or its start), or, when none is close, the first ones alphabetically.
+    """
     for model in models:
         if model.id == model_id:
             return model
-    ids = [m.id for m in models]
-    close = difflib.get_close_matches(model_id, ids, n=5, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    ids = sorted({m.id for m in models})
+    if not ids:
+        raise UnknownModelError(
+            f"Unknown video model {model_id!r}: Venice lists no video models for this key."
+        )
+    ranked = sorted(ids, key=lambda i: (-_closeness(model_id, i), i))
+    close = [i for i in ranked if _closeness(model_id, i) >= _CLOSE_CUTOFF][:_NAMED_IDS]
+    if close:
+        hint = f"Closest ids: {', '.join(close)}."
+    else:
+        hint = f"No listed id is close; the first alphabetically: {', '.join(ids[:_NAMED_IDS])}."
+    count = f"{len(ids)} video model" + ("" if len(ids) == 1 else "s")
     raise UnknownModelError(
-        f"Unknown video model {model_id!r}.{hint} ({len(ids)} video models are listed.)"
+        f"Unknown video model {model_id!r}. {hint} "
+        f"`prefect-venice models` lists all {count} with their options and prices."
     )
 
 

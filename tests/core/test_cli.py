@@ -18,8 +18,13 @@ from pydantic import SecretStr
 from prefect_venice import journal
 from prefect_venice.cli import DOWNLOAD_URL_ENV, main
 from prefect_venice.client import VeniceClient
-from prefect_venice.emulator import Emulator
-from prefect_venice.models import QueuedJob, QueueRequest
+from prefect_venice.emulator import Emulator, FaultConfig
+from prefect_venice.emulator.catalog import CATALOG
+from prefect_venice.emulator.catalog import VideoModel as CatalogModel
+from prefect_venice.errors import UnknownModelError
+from prefect_venice.generation import format_usd
+from prefect_venice.models import QueuedJob, QueueRequest, VideoModel
+from prefect_venice.validation import find_model
 
 EmulatorFactory = Callable[..., Emulator]
 
@@ -32,10 +37,19 @@ def venice_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+#: Every retrieve answers 503 (retryable, nothing learnt): a wait can only run out of time.
+STUCK = FaultConfig(rate_503={"retrieve": 1.0})
+
+
 @pytest.fixture
-def slow_emulator(emulator_factory: EmulatorFactory) -> Emulator:
-    """An emulator whose jobs take several seconds, so a one-second wait gives up."""
-    return emulator_factory(job_duration_factor=12.0)
+def stuck_emulator(emulator_factory: EmulatorFactory) -> Emulator:
+    """An emulator whose retrieves fail until `configure_faults(FaultConfig())`.
+
+    A one-second wait gives up however fast or slow the machine is (a job that merely
+    takes long could finish before a loaded machine polls it); clearing the fault lets
+    the resumed wait find the job done.
+    """
+    return emulator_factory(faults=STUCK)
 
 
 def generate(emulator: Emulator, output: Path, *extra: str) -> int:
@@ -261,12 +275,12 @@ def test_wait_on_a_private_job_without_its_link_fails_at_once(
 
 
 def test_generate_names_the_wait_command_when_it_fails_after_queueing(
-    slow_emulator: Emulator,
+    stuck_emulator: Emulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    emulator = slow_emulator
+    emulator = stuck_emulator
     monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
 
     assert generate(emulator, tmp_path, "--quiet", "--max-wait", "1") == 1
@@ -279,19 +293,20 @@ def test_generate_names_the_wait_command_when_it_fails_after_queueing(
     assert argv[argv.index("--queue-id") + 1] == queue_id
 
     # Following the note fetches the same job, and nothing is paid again.
+    emulator.configure_faults(FaultConfig())
     assert main([*argv, "--min-poll-interval", "0.01"]) == 0
     assert (tmp_path / f"{queue_id}.mp4").is_file()
     assert emulator.ledger()["calls"]["queue"] == 1
 
 
 def test_an_interrupted_private_generate_journals_its_link_and_wait_fetches_it(
-    slow_emulator: Emulator,
+    stuck_emulator: Emulator,
     tmp_path: Path,
     venice_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    emulator = slow_emulator
+    emulator = stuck_emulator
     monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
     monkeypatch.delenv(DOWNLOAD_URL_ENV, raising=False)
     output = tmp_path / "videos"
@@ -316,6 +331,7 @@ def test_an_interrupted_private_generate_journals_its_link_and_wait_fetches_it(
         assert link.rsplit("/", 1)[-1] not in shown, "the link's token leaked"
 
     # No --model, no --base-url, no link: the journal says which API, model and link.
+    emulator.configure_faults(FaultConfig())
     monkeypatch.delenv("VENICE_BASE_URL", raising=False)
     resume = ["wait", "--queue-id", queue_id]
     status = main([*resume, "--output", str(output), "--min-poll-interval", "0.01"])
@@ -439,3 +455,157 @@ def test_a_rerun_with_the_same_job_name_pays_once(
     assert first == second
     assert Path(first).is_file()
     assert emulator.ledger()["calls"]["queue"] == 1
+
+
+# prefect-venice models ----------------------------------------------------------------
+
+
+def _default_price(model: CatalogModel) -> float:
+    """What the emulator charges for the model's first duration, resolution, aspect ratio."""
+    resolution = model.resolutions[0] if model.resolutions else None
+    return model.price(model.durations[0], resolution, model.audio)
+
+
+def test_models_lists_every_model_with_its_options_and_a_price(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    assert main(["models", "--base-url", emulator.base_url]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "MODEL", "TYPE", "PRIVACY", "DURATIONS", "RESOLUTIONS", "ASPECT", "RATIOS",
+        "AUDIO", "DEFAULT", "SHAPE", "QUOTE",
+    ]  # fmt: skip
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {m.id for m in CATALOG}
+    for model in CATALOG:
+        row = rows[model.id]
+        assert model.model_type in row
+        assert model.privacy in row
+        assert ", ".join(model.durations) in row
+        assert ", ".join(model.resolutions) in row
+        assert (", ".join(model.aspect_ratios) or "-") in row
+        audio = ("yes" if model.audio else "no") + (
+            " (configurable)" if model.audio_configurable else ""
+        )
+        assert f"  {audio}  " in row
+        assert row.endswith(format_usd(_default_price(model))), row
+    calls = emulator.ledger()["calls"]
+    assert calls == {"models": 1, "quote": len(CATALOG)}  # free calls only: no queue
+
+
+def test_models_json_gives_each_models_options_and_the_quote_of_its_default_shape(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    monkeypatch.setenv("VENICE_BASE_URL", emulator.base_url)  # as `generate` takes it
+
+    assert main(["models", "--json"]) == 0
+
+    listed = {item["id"]: item for item in json.loads(capsys.readouterr().out)}
+    assert list(listed) == sorted(m.id for m in CATALOG)
+    for model in CATALOG:
+        item = listed[model.id]
+        assert item["model_type"] == model.model_type
+        assert item["privacy"] == model.privacy
+        assert item["durations"] == list(model.durations)
+        assert item["resolutions"] == list(model.resolutions)
+        assert item["aspect_ratios"] == list(model.aspect_ratios)
+        assert (item["audio"], item["audio_configurable"]) == (
+            model.audio,
+            model.audio_configurable,
+        )
+        assert item["default_shape"] == {
+            "duration": model.durations[0],
+            "resolution": model.resolutions[0] if model.resolutions else None,
+            "aspect_ratio": model.aspect_ratios[0] if model.aspect_ratios else None,
+        }
+        assert item["quote_usd"] == _default_price(model)
+        assert item["quote_error"] is None
+    assert "queue" not in emulator.ledger()["calls"]
+
+
+def test_models_quotes_a_few_at_a_time(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+
+    assert main(["models", "--base-url", emulator.base_url, "--concurrency", "0"]) == 2
+    assert "--concurrency" in capsys.readouterr().err
+    assert main(["models", "--base-url", emulator.base_url, "--no-quotes", "--json"]) == 0
+    assert all(item["quote_usd"] is None for item in json.loads(capsys.readouterr().out))
+    assert emulator.ledger()["calls"] == {"models": 1}
+
+
+def test_models_needs_the_api_key_and_sends_nothing_without_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("VENICE_API_KEY", raising=False)
+
+    assert main(["models", "--base-url", emulator.base_url]) == 2
+
+    assert "VENICE_API_KEY" in capsys.readouterr().err
+    assert emulator.ledger()["calls"] == {}
+
+
+def test_models_with_a_wrong_key_fails_with_venices_answer(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", "not-the-key")
+
+    assert main(["models", "--base-url", emulator.base_url]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "401" in err
+    assert "Traceback" not in err
+
+
+# Unknown model ids ----------------------------------------------------------------
+
+
+def _listed(*ids: str) -> list[VideoModel]:
+    return [VideoModel(id=model_id) for model_id in ids]
+
+
+def test_an_unknown_model_names_the_closest_ids_and_the_models_command() -> None:
+    models = _listed(*(m.id for m in CATALOG))
+    with pytest.raises(UnknownModelError) as caught:
+        find_model(models, "sora-9")
+    message = str(caught.value)
+    assert "Closest ids: sora-2-text-to-video." in message
+    assert f"`prefect-venice models` lists all {len(CATALOG)} video models" in message
+
+    with pytest.raises(UnknownModelError) as caught:
+        find_model(models, "kling")  # a family: the ids that start like it
+    kling = "kling-2.5-turbo-pro-image-to-video, kling-2.5-turbo-pro-text-to-video."
+    assert f"Closest ids: {kling}" in str(caught.value)
+
+
+def test_with_no_close_id_the_first_five_ids_alphabetically_are_named() -> None:
+    ids = [f"model-{letter}" for letter in "gfedcba"]
+    with pytest.raises(UnknownModelError) as caught:
+        find_model(_listed(*ids), "zz")
+    message = str(caught.value)
+    assert "model-a, model-b, model-c, model-d, model-e." in message
+    assert "model-f" not in message
+    assert "`prefect-venice models` lists all 7 video models" in message
+
+
+def test_generate_with_an_unknown_model_names_close_ids_and_pays_nothing(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VENICE_API_KEY", emulator.api_key)
+    argv = ["generate", "--prompt", "A gondola", "--model", "wan-2.5-text-to-video"]
+    argv += ["--duration", "5s", "--base-url", emulator.base_url, "--output", str(tmp_path)]
+
+    assert main(argv) == 1
+
+    err = capsys.readouterr().err
+    assert "Closest ids: wan-2.5-preview-text-to-video" in err
+    assert "prefect-venice models" in err
+    assert emulator.ledger()["calls"] == {"models": 1}

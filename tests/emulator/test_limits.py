@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from emulator_support import T2V, EmulatorFactory, api, queue_body, ref
 
 from prefect_venice.emulator import Emulator
+from prefect_venice.emulator import service as emulator_service
 
 HEADERS = (
     "x-ratelimit-limit-requests",
@@ -15,6 +17,33 @@ HEADERS = (
     "x-ratelimit-reset-requests",
 )
 UNKNOWN_JOB = {"model": T2V, "queue_id": "00000000-0000-4000-8000-000000000000"}
+
+
+class FrozenClock:
+    """The emulator service's `time` module, with a monotonic clock that moves only when told.
+
+    Windows and lockouts then open, count and end by the test's steps, not by how fast
+    the machine answers (the test scale makes a 10 s window 0.04 real seconds).
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    monkeypatch.setattr(emulator_service, "time", frozen)
+    return frozen
 
 
 def test_queue_and_retrieve_carry_rate_limit_headers(emulator: Emulator) -> None:
@@ -28,7 +57,7 @@ def test_queue_and_retrieve_carry_rate_limit_headers(emulator: Emulator) -> None
     assert reset > time.time() - 1  # a Unix time, not a delay
 
 
-def test_remaining_counts_down(emulator: Emulator) -> None:
+def test_remaining_counts_down(emulator: Emulator, clock: FrozenClock) -> None:
     with api(emulator) as client:
         remaining = [
             int(client.post("/video/retrieve", json=UNKNOWN_JOB).headers[HEADERS[1]])
@@ -51,14 +80,15 @@ def test_exceeding_the_queue_limit_is_429(emulator_factory: EmulatorFactory) -> 
     assert len(emulator.ledger()["jobs"]) == 3
 
 
-def test_the_window_resets(emulator_factory: EmulatorFactory) -> None:
+def test_the_window_resets(emulator_factory: EmulatorFactory, clock: FrozenClock) -> None:
     # A 10 emulated-second window is 0.04 s at the test time scale.
     emulator = emulator_factory(retrieve_requests_per_window=1, rate_limit_window_seconds=10)
     with api(emulator) as client:
         assert client.post("/video/retrieve", json=UNKNOWN_JOB).status_code == 404
+        clock.advance(0.039)
         refused = client.post("/video/retrieve", json=UNKNOWN_JOB)
         assert refused.status_code == 429
-        time.sleep(float(refused.headers["Retry-After"]) + 0.01)
+        clock.advance(float(refused.headers["Retry-After"]) + 0.001)
         assert client.post("/video/retrieve", json=UNKNOWN_JOB).status_code == 404
 
 
@@ -91,24 +121,27 @@ def test_twenty_failures_do_not_block(emulator_factory: EmulatorFactory) -> None
         assert client.post("/video/quote", json=queue_body()).status_code == 200
 
 
-def test_the_block_ends(emulator_factory: EmulatorFactory) -> None:
+def test_the_block_ends(emulator_factory: EmulatorFactory, clock: FrozenClock) -> None:
     emulator = emulator_factory(lockout_failures=2, lockout_window_seconds=5000, lockout_seconds=10)
     with api(emulator) as client:
         for _ in range(3):
             client.post("/video/retrieve", json=UNKNOWN_JOB)
+        clock.advance(0.039)  # 10 emulated seconds are 0.04 s at the test time scale
         blocked = client.post("/video/quote", json=queue_body())
         assert blocked.status_code == 429
-        time.sleep(float(blocked.headers["Retry-After"]) + 0.01)
+        clock.advance(float(blocked.headers["Retry-After"]) + 0.001)
         assert client.post("/video/quote", json=queue_body()).status_code == 200
 
 
-def test_failures_outside_the_window_do_not_add_up(emulator_factory: EmulatorFactory) -> None:
+def test_failures_outside_the_window_do_not_add_up(
+    emulator_factory: EmulatorFactory, clock: FrozenClock
+) -> None:
     # A 10 emulated-second window is 0.04 s at the test time scale.
     emulator = emulator_factory(lockout_failures=2, lockout_window_seconds=10)
     with api(emulator) as client:
         for _ in range(3):
             client.post("/video/retrieve", json=UNKNOWN_JOB)
-            time.sleep(0.05)
+            clock.advance(0.041)
         assert client.post("/video/quote", json=queue_body()).status_code == 200
 
 
