@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, HttpUrl, SecretStr, field_validator
@@ -74,6 +75,36 @@ class VeniceCredentials(CredentialsBlock):
         title="Timeout (seconds)",
         description="Seconds to wait for a single HTTP answer from Venice.",
     )
+    spend_limit_usd: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        title="Spend limit (USD per period)",
+        description=(
+            "Most that all runs using this block may spend per period together; each paid "
+            "call reserves its quote first, on the Prefect server, and stops unpaid when it "
+            "does not fit. Empty: no cap. Run parameters cannot raise or remove it."
+        ),
+    )
+    spend_period: Literal["day", "week", "month"] = Field(
+        default="day",
+        title="Spend period",
+        description="The period the spend limit covers: a calendar day, ISO week or month.",
+    )
+    spend_timezone: str = Field(
+        default="UTC",
+        title="Spend time zone",
+        description="Where the period's days begin, e.g. UTC or Europe/Rome.",
+    )
+
+    @field_validator("spend_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone, e.g. UTC or Europe/Rome") from None
+        return value
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -65,5 +65,7 @@ def daily_video(
     # that day's job instead of paying again.
     slot_key = request.job_name or f"daily-video:{deployment.id or 'no-deployment'}:{day}"
     todays = request.model_copy(update={"prompt": prompt, "job_name": slot_key})
-    # The child's state is this run's: a refusal stays a clean Failed with its reason.
-    return generate_video(request=todays, credentials_block=credentials_block, return_state=True)
+    state = generate_video(request=todays, credentials_block=credentials_block, return_state=True)
+    if not state.is_completed():
+        return state  # a refusal stays a clean Failed with its reason, here too
+    return state.result()

@@ -24,10 +24,11 @@ from prefect_venice.flows.preflight import PlannedVideo, plan_videos
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.flows.video import best_effort, load_credentials, refused
 from prefect_venice.generation import format_usd
-from prefect_venice.tasks import VideoResult, produce_video, quote_videos
+from prefect_venice.tasks import VideoResult, produce_video, quote_videos, spend
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
-from prefect_venice.tasks.resume import job_key_for, recorded_result
+from prefect_venice.tasks.resume import job_journal, job_key_for, recorded_result
+from prefect_venice.tasks.spend import Reservation
 
 __all__ = [
     "BATCH_PROGRESS_ARTIFACT_KEY",
@@ -84,6 +85,11 @@ def generate_videos(
         queue_requests = [plan.queue_request for plan in plans]
         quotes = [quote.usd for quote in quote_videos(credentials, queue_requests)]
         _check_total(requests, quotes, max_usd)
+        keys = [
+            job_key_for(plan.queue_request, slot, plan.request.job_name)
+            for slot, plan in enumerate(plans)
+        ]
+        reservations = _reserve(credentials, keys, quotes, first_model)
     except CallerError as exc:
         return cast(list[VideoResult], refused(exc, model=first_model, videos=len(requests)))
     logger.info(
@@ -93,10 +99,6 @@ def generate_videos(
         len(requests),
         max_in_flight,
     )
-    keys = [
-        job_key_for(plan.queue_request, slot, plan.request.job_name)
-        for slot, plan in enumerate(plans)
-    ]
     progress = BatchProgress(len(plans))
     results: dict[int, VideoResult] = {}
     failures: dict[int, BaseException] = {}
@@ -109,7 +111,7 @@ def generate_videos(
     progress.update(len(results), 0)
 
     def submit(slot: int) -> PrefectFuture[VideoResult]:
-        return _submit(credentials, plans[slot], keys[slot], slot)
+        return _submit(credentials, plans[slot], keys[slot], slot, reservations.get(slot))
 
     todo = [slot for slot in range(len(plans)) if slot not in results]
     for slot, future in run_windowed(submit, todo, max_in_flight):
@@ -213,8 +215,26 @@ class BatchProgress:
         self._shown = percent
 
 
+def _reserve(
+    credentials: VeniceCredentials, keys: list[str], quotes: list[float], model: str
+) -> dict[int, Reservation]:
+    """Reserve the videos not yet recorded against the block's cap, together: all or none."""
+    journal = job_journal()
+    fresh = [slot for slot, key in enumerate(keys) if journal.get(key) is None]
+    total = spend.reserve(credentials, sum(quotes[slot] for slot in fresh), model=model)
+    if total is None or not fresh:
+        spend.release(total)
+        return {}
+    parts = spend.split(total, [quotes[slot] for slot in fresh])
+    return dict(zip(fresh, parts, strict=True))
+
+
 def _submit(
-    credentials: VeniceCredentials, plan: PlannedVideo, key: str, slot: int
+    credentials: VeniceCredentials,
+    plan: PlannedVideo,
+    key: str,
+    slot: int,
+    reservation: Reservation | None = None,
 ) -> PrefectFuture[VideoResult]:
     request = plan.request
     return produce_video.submit(
@@ -222,6 +242,7 @@ def _submit(
         plan.queue_request,
         key,
         slot,
+        reservation=reservation,
         destination=str(plan.destination.directory) if plan.destination else ".",
         staging_dir=plan.staging_dir,
         storage_block=request.storage_block,

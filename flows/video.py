@@ -33,11 +33,12 @@ from prefect_venice.tasks import (
     download_video,
     queue_video,
     quote_video,
+    spend,
     wait_for_video,
 )
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
-from prefect_venice.tasks.resume import job_key_for, recorded_result
+from prefect_venice.tasks.resume import job_journal, job_key_for, recorded_result
 
 __all__ = [
     "SUMMARY_ARTIFACT_KEY",
@@ -87,13 +88,16 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
                 payload={"quote_usd": quote.usd, "max_usd": request.max_usd},
             )
             raise
+        key = job_key_for(plan.queue_request, 0, request.job_name)
+        # The block's spend cap, reserved on the Prefect server (a recorded job is paid).
+        fresh = job_journal().get(key) is None
+        reservation = spend.reserve(credentials, quote.usd, model=request.model) if fresh else None
     except CallerError as exc:
         return cast(VideoResult, refused(exc, model=request.model))
     budget = "no budget set" if request.max_usd is None else f"budget {format_usd(request.max_usd)}"
     logger.info("Quote %s is within the budget (%s); queueing.", format_usd(quote.usd), budget)
 
-    key = job_key_for(plan.queue_request, 0, request.job_name)
-    job = queue_video(credentials, plan.queue_request, job_key=key)
+    job = queue_video(credentials, plan.queue_request, job_key=key, reservation=reservation)
     result = recorded_result(key)
     if result is not None:
         logger.info("Video %s was saved already, at %s.", job.queue_id, result.path)
@@ -118,7 +122,7 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
         "summary artifact",
         lambda: create_markdown_artifact(
             key=SUMMARY_ARTIFACT_KEY,
-            markdown=_summary_markdown(request, job, result, cleanup),
+            markdown=_summary_markdown(request, job, result, cleanup, _spend_line(credentials)),
             description=f"{_cell(request.prompt)[:120]} ({job.model}, {format_usd(quote.usd)})",
         ),
     )
@@ -222,8 +226,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _spend_line(credentials: VeniceCredentials) -> str | None:
+    """Describe the block's spend this period for the summary (None: no cap, or unread)."""
+    if credentials.spend_limit_usd is None:
+        return None
+    try:
+        account = spend.period_spend(credentials)
+    except Exception:  # optional after the paid call: never fail the run over it
+        return None
+    return (
+        f"{format_usd(account.spent_usd)} spent, {format_usd(account.reserved_usd)} reserved "
+        f"of {format_usd(credentials.spend_limit_usd)} for {account.period} on block "
+        f"`{account.block}`"
+    )
+
+
 def _summary_markdown(
-    request: VideoRequest, job: QueuedJob, result: VideoResult, cleanup: CleanupResult | None
+    request: VideoRequest,
+    job: QueuedJob,
+    result: VideoResult,
+    cleanup: CleanupResult | None,
+    spend_line: str | None = None,
 ) -> str:
     where = (
         f"`{result.path}` in block `{result.storage_block}`"
@@ -252,5 +275,7 @@ def _summary_markdown(
         rows.append(("Private link", f"`{link}` ({state})"))
     if cleanup is not None and cleanup.media_deleted is not None:
         rows.append(("Media on Venice", "deleted" if cleanup.media_deleted else "already gone"))
+    if spend_line is not None:
+        rows.append(("Spend (cap)", spend_line))
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     return f"# Venice video ready\n\n| | |\n| --- | --- |\n{table}\n"

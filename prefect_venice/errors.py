@@ -8,6 +8,8 @@ __all__ = [
     "AccountError",
     "AuthenticationError",
     "BadRequestError",
+    "BillingAccessError",
+    "BillingCursorError",
     "BudgetExceededError",
     "CallerError",
     "ConsentRequiredError",
@@ -30,6 +32,7 @@ __all__ = [
     "ServerError",
     "ServiceError",
     "ServiceUnavailableError",
+    "SpendLimitError",
     "UnconfirmedQueueError",
     "UnknownModelError",
     "VeniceError",
@@ -116,10 +119,25 @@ class BudgetExceededError(CallerError):
     action = "Raise the budget or choose a cheaper duration, resolution or model."
 
 
+class SpendLimitError(BudgetExceededError):
+    """A credentials block's spend cap for the period does not cover this quote."""
+
+    action = (
+        "Wait for the next period, or raise spend_limit_usd on the credentials block; "
+        "nothing was queued or charged."
+    )
+
+
 class BadRequestError(CallerError):
     """400: Venice rejected the request parameters."""
 
     action = "Check the request against the model's constraints (GET /models?type=video)."
+
+
+class BillingCursorError(BadRequestError):
+    """400 to a usage-history continuation: the cursor expired, was altered or is another key's."""
+
+    action = "Read the usage history again from the first page; entries already read will repeat."
 
 
 class NotFoundError(CallerError):
@@ -207,6 +225,15 @@ class AuthenticationError(AccountError):
     """401: the API key was refused (or the model needs a Pro account)."""
 
     action = "Check the API key (VENICE_API_KEY or the credentials block) and the account plan."
+
+
+class BillingAccessError(AuthenticationError):
+    """401 (or 403) from /billing/*: the key is invalid, or an INFERENCE key (no billing access)."""
+
+    action = (
+        "Check the key: the balance and usage history need an ADMIN API key (an INFERENCE "
+        "key may call only inference endpoints, so it can still make videos)."
+    )
 
 
 class InsufficientBalanceError(AccountError):

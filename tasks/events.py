@@ -11,16 +11,23 @@ __all__ = ["emit_video_event"]
 
 
 def emit_video_event(
-    name: str, *, model: str, queue_id: str | None = None, payload: dict[str, Any] | None = None
+    name: str,
+    *,
+    model: str,
+    queue_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    resource_id: str | None = None,
 ) -> None:
     """Emit a `venice.video.*` Prefect event about one job (or one request, before queueing).
 
     The video (by queue id) is the primary resource and its model a related one;
     Prefect adds the current flow and task run as related resources itself.
     Best effort: a failing event never fails the step, which may just have paid
-    for a job whose answer is not stored yet.
+    for a job whose answer is not stored yet. `resource_id` overrides the primary
+    resource (e.g. `venice.spend.<block>` for spend events).
     """
-    resource_id = f"venice.video.{queue_id}" if queue_id else f"venice.model.{model}"
+    if resource_id is None:
+        resource_id = f"venice.video.{queue_id}" if queue_id else f"venice.model.{model}"
     try:
         _emit(name, resource_id, model, queue_id, payload or {})
     except Exception as exc:

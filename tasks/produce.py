@@ -23,6 +23,7 @@ from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.records import VideoResult
 from prefect_venice.tasks.resume import recorded_result
 from prefect_venice.tasks.retries import retry_if_retryable
+from prefect_venice.tasks.spend import Reservation
 from prefect_venice.tasks.video import (
     complete_video,
     download_video,
@@ -91,6 +92,7 @@ def produce_video(
     max_wait_seconds: float | None = None,
     revoke_link: bool = True,
     delete_from_venice: bool = True,
+    reservation: Reservation | None = None,
 ) -> VideoResult:
     """Make one video in one task run: queue it once, wait, save, clean up.
 
@@ -101,7 +103,7 @@ def produce_video(
     JobFailedAfterQueueError naming the job; a failed clean-up only logs a warning.
     """
     logger = get_run_logger()
-    job = queue_video.fn(credentials, request, slot=slot, job_key=job_key)
+    job = queue_video.fn(credentials, request, slot=slot, job_key=job_key, reservation=reservation)
     result = recorded_result(job_key)
     if result is None:
         try:

@@ -18,7 +18,7 @@ from prefect.logging import get_run_logger
 
 from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.client import VeniceClient
-from prefect_venice.errors import VeniceError, VideoLinkMissingError
+from prefect_venice.errors import UnconfirmedQueueError, VeniceError, VideoLinkMissingError
 from prefect_venice.generation import (
     STAGING_DIR_NAME,
     LocalDestination,
@@ -39,6 +39,7 @@ from prefect_venice.models import (
 )
 from prefect_venice.polling import WaitClock
 from prefect_venice.redaction import redact_url
+from prefect_venice.tasks import spend
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.pacing import pace
@@ -47,6 +48,7 @@ from prefect_venice.tasks.records import CleanupResult, VideoReady, VideoResult
 from prefect_venice.tasks.resume import job_journal, job_key_for
 from prefect_venice.tasks.retries import retry_if_retryable
 from prefect_venice.tasks.settings import VeniceSettings
+from prefect_venice.tasks.spend import Reservation
 from prefect_venice.tasks.storage import load_writable_file_system, save_to_block
 
 __all__ = [
@@ -115,6 +117,7 @@ def queue_video(
     request: QueueRequest,
     slot: int = 0,
     job_key: str | None = None,
+    reservation: Reservation | None = None,
 ) -> QueuedJob:
     """Queue the video: the only paid call, made at most once per job key.
 
@@ -130,6 +133,12 @@ def queue_video(
     requests of one run apart) and the request. No Prefect retries: the client
     already retries the 429 and 500 answers that mean no job was created.
 
+    When the credentials block has a spend cap, the job's quote is reserved against
+    the period's allowance on the Prefect server before the request is sent (unless
+    the flow passes its own `reservation`): a quote that does not fit raises
+    SpendLimitError and nothing is sent; a job that was not created gives the
+    reservation back, one that was is counted as spent. A resumed job reserves nothing.
+
     When the PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT setting names a global
     rate limit, every /video/queue request (retries included) first takes a slot of
     it, so all workers together stay inside Venice's 40 queue calls a minute.
@@ -143,9 +152,27 @@ def queue_video(
     # Checked here too (free, against the cached catalogue): the task is public, and
     # a flow that composes it may skip validate_video_request.
     client.validate(request)
-    queued = queue_once(
-        client, request, key=key, journal=job_journal(), before_send=lambda: pace(limit)
-    )
+    journal = job_journal()
+    if journal.get(key) is not None:
+        spend.release(reservation)  # a recorded job is paid for already: nothing to reserve
+        reservation = None
+    elif reservation is None and credentials.spend_limit_usd is not None:
+        quote = client.quote(request, validate=False)
+        reservation = spend.reserve(credentials, quote.usd, model=request.model)
+    try:
+        queued = queue_once(
+            client, request, key=key, journal=journal, before_send=lambda: pace(limit)
+        )
+    except UnconfirmedQueueError:
+        raise  # may have been charged: the reservation stays
+    except VeniceError:
+        spend.release(reservation)  # Venice answered, and not with a job
+        raise
+    # Anything else (an interrupt mid-send) keeps the reservation: never undercount.
+    if queued.resumed:
+        spend.release(reservation)
+    else:
+        spend.settle(reservation)
     job = queued.job
     link = job.download_url.get_secret_value() if job.download_url else None
     if queued.resumed:
