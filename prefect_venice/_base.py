@@ -7,6 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -16,7 +17,10 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from ._redact import install_log_filter, redact, redact_url, register_secret
 from .download import CHUNK_SIZE, VideoWriter, resolve_destination
 from .errors import (
+    BillingAccessError,
+    BillingCursorError,
     InvalidBaseURLError,
+    InvalidRequestError,
     InvalidVideoError,
     LinkExhaustedError,
     LinkGoneError,
@@ -28,6 +32,7 @@ from .errors import (
     error_for_status,
 )
 from .models import (
+    Balance,
     CompleteRequest,
     CompleteResult,
     Processing,
@@ -38,6 +43,8 @@ from .models import (
     QuoteRequest,
     ReadyAtLink,
     RetrieveRequest,
+    UsageEntry,
+    UsagePage,
     VideoModel,
 )
 from .pacing import PACED_ENDPOINTS, Pacer
@@ -45,7 +52,15 @@ from .polling import PollPolicy, WaitClock
 from .retry import NOT_SENT, Endpoint, RetryPolicy
 from .validation import find_model, validate_request
 
-__all__ = ["DEFAULT_BASE_URL", "BaseVeniceClient", "LinkTransfer", "check_base_url"]
+__all__ = [
+    "BALANCE_PATH",
+    "DEFAULT_BASE_URL",
+    "USAGE_HISTORY_PATH",
+    "BaseVeniceClient",
+    "LinkTransfer",
+    "UsageWalk",
+    "check_base_url",
+]
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
 DEFAULT_TIMEOUT = 30.0
@@ -58,6 +73,13 @@ _PATHS: dict[Endpoint, str] = {
     "retrieve": "/video/retrieve",
     "complete": "/video/complete",
 }
+BALANCE_PATH = "/billing/balance"
+USAGE_HISTORY_PATH = "/billing/usage-history"
+#: Sent with every billing GET: the usage history answers CSV to `Accept: text/csv`.
+BILLING_HEADERS = {"Accept": "application/json"}
+#: swagger getBillingUsageHistory: pageSize is 10 to 1000, default 1000.
+USAGE_PAGE_SIZES = range(10, 1001)
+USAGE_CURRENCIES = ("USD", "DIEM", "BUNDLED_CREDITS")
 _M = TypeVar("_M", bound=BaseModel)
 _SERVER_MESSAGE_LIMIT = 500
 
@@ -313,12 +335,15 @@ class BaseVeniceClient:
         *,
         queue_id: str | None = None,
         link: str | None = None,
+        final: Callable[[httpx.Response | httpx.HTTPError, int], VeniceError] | None = None,
     ) -> float:
         """Return the delay before retry number attempt+1, or raise the final error.
 
         `outcome` is a failed answer (its body already read) or the httpx error.
-        Call this outside any `except` block: an error raised there would chain to
-        the httpx error, which holds the request with its key or private link.
+        `final(outcome, attempts)`, when given, builds the final error instead of the
+        endpoint's usual one. Call this outside any `except` block: an error raised
+        there would chain to the httpx error, which holds the request with its key or
+        private link.
         """
         last = attempt + 1 >= self.retry.attempts_for(endpoint)
         if isinstance(outcome, httpx.HTTPError):
@@ -326,13 +351,48 @@ class BaseVeniceClient:
                 self.retry.retries_transport_error(endpoint, outcome)
             )
             if last or not retryable:
+                if final is not None:
+                    raise final(outcome, attempt + 1) from None
                 raise error_from_exception(
                     endpoint, outcome, queue_id=queue_id, link=link, attempts=attempt + 1
                 ) from None
             return self.retry.backoff(attempt)
         if last or not self.retry.retries_status(endpoint, outcome.status_code):
+            if final is not None:
+                raise final(outcome, attempt + 1)
             raise error_from_response(endpoint, outcome, queue_id=queue_id, link=link)
         return self.retry.delay_after_status(outcome.status_code, outcome.headers, attempt)
+
+    def _decide_billing(
+        self,
+        path: str,
+        attempt: int,
+        outcome: httpx.Response | httpx.HTTPError,
+        walk: UsageWalk | None = None,
+    ) -> float:
+        """Return the delay before retrying a billing GET, or raise its final error.
+
+        Billing GETs are free and change nothing, so they follow the retry rules of
+        the other free GET, /models. Call this outside any `except` block.
+        """
+
+        def final(failed: httpx.Response | httpx.HTTPError, attempts: int) -> VeniceError:
+            if isinstance(failed, httpx.Response):
+                return billing_error(path, failed, walk)
+            tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+            return NetworkError(f"GET {path} failed after {tries}: {type(failed).__name__}.")
+
+        return self._decide("models", attempt, outcome, final=final)
+
+    @staticmethod
+    def _usage_walk(
+        start: datetime | None, end: datetime | None, page_size: int, currency: str | None
+    ) -> UsageWalk:
+        return UsageWalk(start, end, page_size=page_size, currency=currency)
+
+    @staticmethod
+    def _balance_from(response: httpx.Response) -> Balance:
+        return _parse(Balance, _json(response, "balance"), "balance")
 
     def _wait_clock(
         self,
@@ -711,6 +771,121 @@ class LinkTransfer:
     @staticmethod
     def _host_said(said: str | None) -> str:
         return f" (the host said: {said.rstrip('.')})" if said else ""
+
+
+def billing_error(
+    path: str, response: httpx.Response, walk: UsageWalk | None = None
+) -> VeniceError:
+    """Build the error for a non-success answer of a billing GET (its body already read).
+
+    The spec lists only 401 ("Authentication failed") for a refused key on /billing/*;
+    an INFERENCE key, which may call only inference endpoints, is refused there too.
+    Both 401 and 403 become BillingAccessError, an AuthenticationError. A 400 to a
+    continuation page is a rejected cursor (BillingCursorError).
+    """
+    status = response.status_code
+    message = server_message(response.content)
+    said = f": {message.rstrip('.')}" if message else ""
+    text = f"Venice answered {status} to GET {path}{said}."
+    cls = error_for_status(status)
+    if status in (401, 403):
+        cls = BillingAccessError
+        text += (
+            " The key was refused for billing: it is not valid, or it is an INFERENCE key, "
+            "which may call only inference endpoints."
+        )
+    elif status == 400 and walk is not None and walk.cursor is not None:
+        cls = BillingCursorError
+        text += (
+            f" Venice rejected the cursor of page {walk.pages + 1} after {walk.read} "
+            "entries had been read (it expired, was altered or belongs to another key)."
+        )
+    return cls(text, status=status, server_message=message)
+
+
+def utc_text(moment: datetime) -> str:
+    """Return moment in ISO 8601 UTC with a Z suffix, as the billing endpoints take it."""
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"
+
+
+class UsageWalk:
+    """One walk through GET /billing/usage-history, page by page, shared by both clients.
+
+    The first request carries the filters; each answer's `nextCursor` fetches the
+    next page, sent alone (the spec refuses filters beside a cursor). The clients do
+    the I/O: while not `done`, GET with `params()`, then `take(response)`.
+    """
+
+    def __init__(
+        self,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        page_size: int = 1000,
+        currency: str | None = None,
+    ) -> None:
+        for name, moment in (("start", start), ("end", end)):
+            if moment is not None and (
+                not isinstance(moment, datetime) or moment.utcoffset() is None
+            ):
+                raise InvalidRequestError(
+                    f"{name} must be a timezone-aware datetime, such as "
+                    "datetime(2026, 6, 1, tzinfo=timezone.utc); nothing was sent."
+                )
+        if start is not None and end is not None and end <= start:
+            raise InvalidRequestError(
+                f"end ({utc_text(end)}) must be later than start ({utc_text(start)}); "
+                "nothing was sent."
+            )
+        if isinstance(page_size, bool) or page_size not in USAGE_PAGE_SIZES:
+            raise InvalidRequestError(
+                f"page_size must be a whole number from {USAGE_PAGE_SIZES.start} to "
+                f"{USAGE_PAGE_SIZES.stop - 1}, not {page_size!r}; nothing was sent."
+            )
+        if currency is not None and currency not in USAGE_CURRENCIES:
+            raise InvalidRequestError(
+                f"currency must be one of {', '.join(USAGE_CURRENCIES)} or None, "
+                f"not {currency!r}; nothing was sent."
+            )
+        self._first: dict[str, str] = {"pageSize": str(page_size)}
+        if start is not None:
+            self._first["startTimestamp"] = utc_text(start)
+        if end is not None:
+            self._first["endTimestamp"] = utc_text(end)
+        if currency is not None:
+            self._first["currency"] = currency
+        self.cursor: str | None = None
+        """The cursor the next request sends (None: the first page)."""
+        self.done = False
+        self.pages = 0
+        """Pages read so far."""
+        self.read = 0
+        """Entries read so far."""
+        self._cursors: set[str] = set()
+
+    def params(self) -> dict[str, str]:
+        """Query parameters of the next page: the filters first, then the cursor alone."""
+        return {"cursor": self.cursor} if self.cursor is not None else dict(self._first)
+
+    def take(self, response: httpx.Response) -> list[UsageEntry]:
+        """Read one successful answer: its entries, and where the walk goes next."""
+        page = _parse(UsagePage, _json(response, "usage-history"), "usage-history")
+        self.pages += 1
+        self.read += len(page.data)
+        cursor = page.next_cursor
+        if cursor is not None and cursor in self._cursors:
+            # A service that hands out a cursor twice would keep this walk going forever.
+            raise ServerError(
+                f"GET {USAGE_HISTORY_PATH} repeated a cursor on page {self.pages}; "
+                "the walk was stopped.",
+                retryable=False,
+            )
+        if cursor is not None:
+            self._cursors.add(cursor)
+        self.cursor = cursor
+        self.done = cursor is None
+        return page.data
 
 
 def _json(response: httpx.Response, what: str) -> Any:

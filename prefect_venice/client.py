@@ -6,14 +6,23 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
 
-from ._base import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, BaseVeniceClient
+from ._base import (
+    BALANCE_PATH,
+    BILLING_HEADERS,
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    USAGE_HISTORY_PATH,
+    BaseVeniceClient,
+    UsageWalk,
+)
 from .download import CHUNK_SIZE
 from .errors import (
     BadRequestError,
@@ -22,6 +31,7 @@ from .errors import (
     VideoLinkMissingError,
 )
 from .models import (
+    Balance,
     Processing,
     Progress,
     QueuedJob,
@@ -29,6 +39,7 @@ from .models import (
     Quote,
     QuoteRequest,
     ReadyAtLink,
+    UsageEntry,
     VideoModel,
     VideoSaved,
 )
@@ -264,6 +275,58 @@ class VeniceClient(BaseVeniceClient):
         except (BadRequestError, NotFoundError):
             return False
         return self._complete_from(response)
+
+    # Billing ------------------------------------------------------------------------
+
+    def balance(self) -> Balance:
+        """GET /billing/balance: what the account has left (free; needs an ADMIN key).
+
+        A key without billing access (an INFERENCE key) or an invalid key raises
+        BillingAccessError, an AuthenticationError: the spec answers 401 for both.
+        """
+        return self._balance_from(self._get_billing(BALANCE_PATH, {}))
+
+    def usage_history(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        page_size: int = 1000,
+        currency: str | None = None,
+    ) -> Iterator[UsageEntry]:
+        """GET /billing/usage-history: every entry from start (inclusive) to end (exclusive).
+
+        Entries come oldest first, page after page (`page_size` entries a request,
+        10 to 1000), walking Venice's cursors until the last page; `currency`
+        (USD, DIEM or BUNDLED_CREDITS) keeps only entries in that currency. start
+        and end must be timezone-aware; either may be None (no bound). A charge's
+        `amount` is negative (`UsageEntry.charged` is what was paid) and a video
+        job's entry names its queue id as `UsageEntry.request_id`.
+
+        The arguments are checked at once (InvalidRequestError, nothing sent); the
+        requests go out as the entries are consumed. Needs an ADMIN key
+        (BillingAccessError otherwise). A cursor that Venice rejects mid-walk (it
+        expired) raises BillingCursorError: read again from the first page.
+        """
+        return self._walk_usage(self._usage_walk(start, end, page_size, currency))
+
+    def _walk_usage(self, walk: UsageWalk) -> Iterator[UsageEntry]:
+        while not walk.done:
+            yield from walk.take(self._get_billing(USAGE_HISTORY_PATH, walk.params(), walk))
+
+    def _get_billing(
+        self, path: str, params: dict[str, str], walk: UsageWalk | None = None
+    ) -> httpx.Response:
+        for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
+            try:
+                outcome = self._api.get(path, params=params, headers=BILLING_HEADERS)
+            except httpx.HTTPError as exc:
+                outcome = exc
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                return outcome
+            self.retry.sleep(self._decide_billing(path, attempt, outcome, walk))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # Private links ------------------------------------------------------------------
 
@@ -541,6 +604,52 @@ class AsyncVeniceClient(BaseVeniceClient):
         except (BadRequestError, NotFoundError):
             return False
         return self._complete_from(response)
+
+    # Billing ------------------------------------------------------------------------
+
+    async def balance(self) -> Balance:
+        """GET /billing/balance: what the account has left (free; needs an ADMIN key).
+
+        A key without billing access (an INFERENCE key) or an invalid key raises
+        BillingAccessError, an AuthenticationError: the spec answers 401 for both.
+        """
+        return self._balance_from(await self._get_billing(BALANCE_PATH, {}))
+
+    def usage_history(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        page_size: int = 1000,
+        currency: str | None = None,
+    ) -> AsyncIterator[UsageEntry]:
+        """Async twin of VeniceClient.usage_history: `async for entry in ...`, oldest first.
+
+        The arguments are checked at once (InvalidRequestError, nothing sent); each
+        page is requested as the entries are consumed. BillingAccessError for a key
+        without billing access; BillingCursorError when a cursor is refused mid-walk.
+        """
+        return self._walk_usage(self._usage_walk(start, end, page_size, currency))
+
+    async def _walk_usage(self, walk: UsageWalk) -> AsyncIterator[UsageEntry]:
+        while not walk.done:
+            response = await self._get_billing(USAGE_HISTORY_PATH, walk.params(), walk)
+            for entry in walk.take(response):
+                yield entry
+
+    async def _get_billing(
+        self, path: str, params: dict[str, str], walk: UsageWalk | None = None
+    ) -> httpx.Response:
+        for attempt in itertools.count():
+            outcome: httpx.Response | httpx.HTTPError
+            try:
+                outcome = await self._api.get(path, params=params, headers=BILLING_HEADERS)
+            except httpx.HTTPError as exc:
+                outcome = exc
+            if isinstance(outcome, httpx.Response) and outcome.is_success:
+                return outcome
+            await self.retry.async_sleep(self._decide_billing(path, attempt, outcome, walk))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # Private links ------------------------------------------------------------------
 

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = [
     "DEFAULT_PROMPT_CHARACTER_LIMIT",
+    "Balance",
+    "Balances",
     "CompleteRequest",
     "CompleteResult",
     "CompleteVideoRequest",
     "Consents",
+    "InferenceDetails",
     "Keyframe",
     "Processing",
     "Progress",
@@ -28,6 +31,8 @@ __all__ = [
     "RetrieveResult",
     "RetrieveVideoRequest",
     "SeedanceConsents",
+    "UsageEntry",
+    "UsagePage",
     "VideoConstraints",
     "VideoElement",
     "VideoModel",
@@ -282,3 +287,77 @@ class Progress:
     """Estimated share done, 0..1 (None before Venice gives an estimate)."""
     estimated_remaining_seconds: float | None
     status: str = "PROCESSING"
+
+
+# Billing answers (swagger: getBillingBalance, BillingUsageHistoryResponse) ------------
+
+
+class Balances(_Answer):
+    """Remaining balances; None where the account has none of that kind."""
+
+    diem: float | None = Field(description="DIEM left in this epoch; None if not staking.")
+    usd: float | None = Field(description="USD left; None if not available.")
+
+
+class Balance(_Answer):
+    """Answer of GET /billing/balance (needs an ADMIN key)."""
+
+    can_consume: bool = Field(
+        alias="canConsume", description="Whether the balance allows API requests."
+    )
+    consumption_currency: str | None = Field(
+        alias="consumptionCurrency",
+        description="What is spent first: USD, VCU, DIEM or BUNDLED_CREDITS (None: not known).",
+    )
+    balances: Balances
+    diem_epoch_allocation: float = Field(
+        alias="diemEpochAllocation", description="DIEM allocated for the epoch from staking."
+    )
+
+
+class InferenceDetails(_Answer):
+    """The inference request a usage entry belongs to (for a video job: its queue id)."""
+
+    completion_tokens: int | None = Field(alias="completionTokens")
+    inference_execution_time_ms: int | None = Field(alias="inferenceExecutionTime")
+    prompt_tokens: int | None = Field(alias="promptTokens")
+    request_id: str = Field(alias="requestId")
+
+
+class UsageEntry(_Answer):
+    """One entry of GET /billing/usage-history: something Venice charged (or credited).
+
+    `amount` is signed as Venice's example shows: a charge is negative, so
+    `charged` (= -amount) is what was paid, in `currency`. `timestamp` is UTC.
+    """
+
+    amount: float
+    currency: str = Field(description="USD, DIEM or BUNDLED_CREDITS.")
+    inference_details: InferenceDetails | None = Field(alias="inferenceDetails")
+    notes: str
+    price_per_unit_usd: float = Field(alias="pricePerUnitUsd")
+    sku: str = Field(description="The product, e.g. <model id>-video-unit.")
+    timestamp: AwareDatetime
+    units: float
+
+    @property
+    def charged(self) -> float:
+        """What this entry cost, in `currency` (negative for a refund or credit)."""
+        return -self.amount
+
+    @property
+    def request_id(self) -> str | None:
+        """The inference request this entry charged (a video job's queue id), if any."""
+        return self.inference_details.request_id if self.inference_details else None
+
+
+class UsagePage(_Answer):
+    """One page of GET /billing/usage-history; `next_cursor` is None on the last page."""
+
+    data: list[UsageEntry]
+    next_cursor: str | None = Field(alias="nextCursor")
+
+    @property
+    def entries(self) -> list[UsageEntry]:
+        """The entries of this page, oldest first."""
+        return self.data

@@ -21,6 +21,13 @@ windows and the lockout not under `real_time_limits=True`); the times the
 emulator reports are real. The models are in `catalog.CATALOG`;
 `seedance-2-0-text-to-video-basic` answers 409 `needs_consent` unless
 `consents.seedance` confirms all three attestations.
+
+Billing: `GET /billing/balance` reports the balance (USD) and
+`GET /billing/usage-history` lists one entry per charged `/video/queue` (amount
+negative, in USD; `inferenceDetails.requestId` is the queue id; `sku` is
+`<model id>-video-unit`), with cursor pages and CSV export as the spec describes.
+`charge_markup` (or `Emulator.set_charge_markup`) charges jobs more or less than
+their quote; `inference_api_key` adds a key that may not read billing (401).
 """
 
 from .config import DEFAULT_API_KEY, EmulatorConfig, FaultConfig

@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--violation-word", action="append", help="prompt word that triggers 422 (repeatable)")
     add("--link-max-gets", type=int, default=5, help="GETs per private link (default: 5)")
     add("--link-lifetime", type=float, default=86400.0, help="link lifetime, emulated seconds")
+    add(
+        "--charge-markup",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="charge every job this fraction above its quote, e.g. 0.1 (default: 0)",
+    )
+    add("--inference-key", default=None, help="also accept this INFERENCE key (no billing)")
     add("--no-rate-limits", action="store_true", help="switch off per-key rate limits")
     add("--no-lockout", action="store_true", help="switch off the failed-request lockout")
     add(
@@ -121,6 +129,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         real_time_limits=args.real_time_limits,
         link_max_gets=args.link_max_gets,
         link_lifetime_seconds=args.link_lifetime,
+        charge_markup=args.charge_markup,
+        inference_api_key=args.inference_key,
     )
 
 

@@ -19,7 +19,11 @@ ENDPOINTS = (
     "complete",
     "link_get",
     "link_delete",
+    "balance",
+    "usage_history",
 )
+#: The endpoints under `/billing`, which an INFERENCE key may not call.
+BILLING_ENDPOINTS = ("balance", "usage_history")
 
 
 def _rates() -> dict[str, float]:
@@ -102,7 +106,25 @@ class EmulatorConfig:
     link_lifetime_seconds: float = 24 * 3600.0
     #: Multiplies every model's base job duration (emulated seconds).
     job_duration_factor: float = 1.0
+    #: What a job is charged above (or below) its quote, as a fraction of the quoted price:
+    #: 0.1 charges 10% more. One number for every model, or a mapping of model id (or "*")
+    #: to a fraction. Venice charges the price of the moment a job is queued, which can
+    #: differ from an earlier quote; this makes that happen. `Emulator.set_charge_markup`
+    #: changes it while running.
+    charge_markup: float | Mapping[str, float] = 0.0
+    #: A second accepted key of type INFERENCE: it may call the video endpoints (sharing
+    #: the first key's rate limits and lockout) but `/billing/*` answers it 401.
+    inference_api_key: str | None = None
+    #: How long a usage-history cursor stays valid, in emulated seconds.
+    usage_cursor_lifetime_seconds: float = 3600.0
 
     def scaled(self, emulated_seconds: float) -> float:
         """Real seconds for an emulated period."""
         return emulated_seconds * self.time_scale
+
+
+def markup_for(markup: float | Mapping[str, float], model_id: str) -> float:
+    """Return the fraction `markup` adds to `model_id`'s charges (falling back to "*", then 0)."""
+    if isinstance(markup, Mapping):
+        return FaultConfig.lookup(markup, model_id)
+    return float(markup)

@@ -1,7 +1,9 @@
 """The record of every call, status and charge, served at `GET /_emulator/ledger`.
 
 Alongside it, a bounded log of single requests with wall-clock times, served at
-`GET /_emulator/requests`, from which `peak_per_window` reads peak request rates.
+`GET /_emulator/requests`, from which `peak_per_window` reads peak request rates,
+and the account's usage history (one entry per charge), served at
+`GET /api/v1/billing/usage-history`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,12 @@ from __future__ import annotations
 import bisect
 import collections
 import copy
+import secrets
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
+
+from .billing import UsageRecord, video_sku
 
 #: The request log keeps this many of the most recent requests.
 REQUEST_LOG_SIZE = 100_000
@@ -81,6 +87,10 @@ class Ledger:
         self.charged_usd_total = 0.0
         self.link_auth_seen = False
         self.requests: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        #: The usage history, oldest first; only ever appended to (cursors index into it).
+        self.usage: list[UsageRecord] = []
+        #: Names this ledger in usage-history cursors: a reset makes older cursors invalid.
+        self.epoch = secrets.token_hex(8)
 
     def call(self, endpoint: str) -> None:
         """Count one call of `endpoint`, whatever its outcome."""
@@ -97,10 +107,26 @@ class Ledger:
         return self.jobs.setdefault(queue_id, new_job_record(model))
 
     def charge(self, queue_id: str, model: str, usd: float) -> None:
-        """Record a charge for a newly created job."""
+        """Record a charge for a newly created job, and its entry in the usage history."""
         record = self.job(queue_id, model)
         record["charged_usd"] = round(record["charged_usd"] + usd, 6)
         self.charged_usd_total = round(self.charged_usd_total + usd, 6)
+        # Timestamps never go backwards, so the history stays in ascending time order.
+        now_ms = int(time.time() * 1000)
+        if self.usage:
+            now_ms = max(now_ms, self.usage[-1].time_ms)
+        self.usage.append(
+            UsageRecord(
+                time_ms=now_ms,
+                amount=-round(usd, 6),
+                currency="USD",
+                sku=video_sku(model),
+                units=1,
+                price_per_unit_usd=round(usd, 6),
+                notes="API Inference",
+                request_id=queue_id,
+            )
+        )
 
     def request(self, record: RequestRecord) -> None:
         """Append one answered request to the request log (the oldest fall off the end)."""

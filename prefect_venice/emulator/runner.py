@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -128,6 +129,14 @@ class Emulator:
         """Set the account balance in USD."""
         self.service.set_balance(usd)
 
+    def set_charge_markup(self, markup: float | Mapping[str, float]) -> None:
+        """Charge jobs queued from now on `markup` above their quote (0.1: 10% more).
+
+        One fraction for every model, or a mapping of model id (or "*") to a fraction;
+        see `EmulatorConfig.charge_markup`. Jobs already charged keep their charge.
+        """
+        self.service.set_charge_markup(markup)
+
     def configure_faults(self, faults: FaultConfig) -> None:
         """Replace the injected faults; their random sequences restart from the seed.
 
@@ -136,5 +145,8 @@ class Emulator:
         self.service.configure_faults(faults)
 
     def reset_ledger(self) -> None:
-        """Forget all counts, charges and the request log; jobs, links and the balance stay."""
+        """Forget all counts, charges, the usage history and the request log.
+
+        Jobs, links and the balance stay; usage-history cursors issued before are refused.
+        """
         self.service.reset_ledger()

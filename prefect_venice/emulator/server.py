@@ -23,6 +23,8 @@ _API_ROUTES = {
     ("POST", "/video/queue"): "queue",
     ("POST", "/video/retrieve"): "retrieve",
     ("POST", "/video/complete"): "complete",
+    ("GET", "/billing/balance"): "balance",
+    ("GET", "/billing/usage-history"): "usage_history",
 }
 _READ_CHUNK = 64 * 1024
 
@@ -137,9 +139,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if reply.video is None:
-                payload = b"" if reply.status == 204 else reply.json_bytes()
+                if reply.raw is not None:
+                    payload = reply.raw
+                else:
+                    payload = b"" if reply.status == 204 else reply.json_bytes()
                 self.send_response(reply.status)
-                if reply.status != 204:
+                if reply.status != 204 and reply.raw is None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in reply.headers.items():
@@ -231,7 +236,15 @@ class ApiHandler(_Handler):
         if delay > 0:
             time.sleep(delay)
         authorization = self.headers.get("Authorization")
-        reply = service.api(endpoint, authorization, body, too_large, model_type)
+        reply = service.api(
+            endpoint,
+            authorization,
+            body,
+            too_large,
+            model_type,
+            query=parts.query,
+            accept=self.headers.get("Accept"),
+        )
         self._send(reply)
 
 

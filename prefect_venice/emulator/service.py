@@ -10,12 +10,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .billing import CursorCodec, UsageHistory, balance_body, render_csv, render_json, wants_csv
 from .catalog import CATALOG, VideoModel
-from .config import EmulatorConfig, FaultConfig
+from .config import BILLING_ENDPOINTS, EmulatorConfig, FaultConfig, markup_for
 from .ledger import Ledger, RequestRecord
 from .limits import FailureLockout, FixedWindow
 from .mp4 import VideoFile, make_video
@@ -37,6 +38,8 @@ _METHODS = {
     "complete": "POST",
     "link_get": "GET",
     "link_delete": "DELETE",
+    "balance": "GET",
+    "usage_history": "GET",
 }
 _RESOLUTION_SPEED = {"480p": 0.8, "720p": 1.0, "1080p": 1.3}
 _HISTORY = 50
@@ -49,11 +52,13 @@ _CONSENT_TEXT = (
 
 @dataclass
 class Reply:
-    """What to answer: a JSON body, or a video streamed from a generator."""
+    """What to answer: a JSON body, other bytes (`raw`, typed by headers), or a video."""
 
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: A body that is not JSON (a CSV export); its Content-Type is in `headers`.
+    raw: bytes | None = None
     video: VideoFile | None = None
     #: Send only bytes `first` to `last` (inclusive) of `video`: a 206 partial answer.
     part: tuple[int, int] | None = None
@@ -157,6 +162,12 @@ class VeniceService:
         self.faults = config.faults
         self.balance_usd = config.balance_usd
         self.ledger = Ledger()
+        self.charge_markup = config.charge_markup
+        self._usage = UsageHistory(
+            CursorCodec(
+                secrets.token_bytes(32), config.scaled(config.usage_cursor_lifetime_seconds)
+            )
+        )
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._links: dict[str, Job] = {}
@@ -241,6 +252,11 @@ class VeniceService:
         with self._lock:
             self.balance_usd = usd
 
+    def set_charge_markup(self, markup: float | Mapping[str, float]) -> None:
+        """Charge later jobs `markup` above their quote (see `EmulatorConfig.charge_markup`)."""
+        with self._lock:
+            self.charge_markup = markup
+
     def configure_faults(self, faults: FaultConfig) -> None:
         """Replace the fault settings; their generators start again from the seed.
 
@@ -253,7 +269,10 @@ class VeniceService:
             self._created_under_faults = 0
 
     def reset_ledger(self) -> None:
-        """Forget all counts, charges and the request log (jobs, links and the balance stay)."""
+        """Forget all counts, charges, the usage history and the request log.
+
+        Jobs, links and the balance stay; usage-history cursors issued before are refused.
+        """
         with self._lock:
             self.ledger = Ledger()
 
@@ -290,16 +309,21 @@ class VeniceService:
         body: bytes | None,
         too_large: bool,
         model_type: str | None = None,
+        query: str = "",
+        accept: str | None = None,
     ) -> Reply:
         """Answer one call of an `/api/v1` endpoint and record it in the ledger.
 
-        `model_type` is the `type` query parameter of `GET /models`.
+        `model_type` is the `type` query parameter of `GET /models`; `query` is the raw
+        query string and `accept` the Accept header (both read by the billing endpoints).
         """
         with self._lock:
             self.ledger.call(endpoint)
             self._subject = None
-            keyed = authorization == f"Bearer {self.config.api_key}"
-            reply = self._api(endpoint, authorization, keyed, body, too_large, model_type)
+            keyed = self._key_kind(authorization) is not None
+            reply = self._api(
+                endpoint, authorization, keyed, body, too_large, model_type, query, accept
+            )
             self._log(endpoint, "dropped" if reply.drop_without_answer else reply.status)
             if keyed and self.config.lockout_enabled and not 200 <= reply.status < 300:
                 self._lockout.record_failure(time.monotonic())
@@ -313,10 +337,18 @@ class VeniceService:
         body: bytes | None,
         too_large: bool,
         model_type: str | None,
+        query: str,
+        accept: str | None,
     ) -> Reply:
         now = time.monotonic()
         if not keyed and not (endpoint == "models" and authorization is None):
             return error(401, "Authentication failed: send 'Authorization: Bearer <api key>'")
+        if endpoint in BILLING_ENDPOINTS and self._key_kind(authorization) == "inference":
+            return error(
+                401,
+                "Authentication failed: this is an INFERENCE API key, which may call only "
+                "inference endpoints; billing needs an ADMIN key",
+            )
         if keyed and self.config.lockout_enabled:
             blocked = self._lockout.blocked_for(now)
             if blocked > 0:
@@ -333,9 +365,41 @@ class VeniceService:
                 reply.headers.update(limit_headers)
                 reply.headers["Retry-After"] = _seconds_text(state.reset_in, self._limits_scale)
                 return reply
-        reply = self._faulted(endpoint) or self._endpoint(endpoint, body, too_large, model_type)
-        reply.headers.update(limit_headers)
-        return reply
+        answer = self._faulted(endpoint)
+        if answer is None and endpoint in BILLING_ENDPOINTS:
+            answer = self._billing(endpoint, authorization or "", query, accept)
+        if answer is None:
+            answer = self._endpoint(endpoint, body, too_large, model_type)
+        answer.headers.update(limit_headers)
+        return answer
+
+    def _key_kind(self, authorization: str | None) -> str | None:
+        """Return "admin" for the main key, "inference" for `inference_api_key`, else None."""
+        if authorization == f"Bearer {self.config.api_key}":
+            return "admin"
+        extra = self.config.inference_api_key
+        if extra and authorization == f"Bearer {extra}":
+            return "inference"
+        return None
+
+    def _billing(self, endpoint: str, authorization: str, query: str, accept: str | None) -> Reply:
+        if endpoint == "balance":
+            return Reply(200, balance_body(self.balance_usd))
+        epoch, records = self.ledger.epoch, self.ledger.usage
+        try:
+            page = self._usage.page(records, epoch, query, authorization)
+        except RequestInvalid as invalid:
+            return Reply(400, invalid.body())
+        cursor = self._usage.next_cursor(page, epoch, authorization)
+        if not wants_csv(accept):
+            return Reply(200, render_json(page, cursor))
+        headers = {
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f"attachment; filename={self._usage.csv_filename()}",
+        }
+        if cursor is not None:
+            headers["x-next-cursor"] = cursor
+        return Reply(200, headers=headers, raw=render_csv(page))
 
     def _faulted(self, endpoint: str) -> Reply | None:
         faults = self.faults
@@ -395,7 +459,9 @@ class VeniceService:
         for word in self.config.content_violation_words:
             if word.lower() in prompt:
                 return error(422, "Your prompt violates the content policy of Venice.ai")
-        price = model.price(generation.duration, generation.resolution, generation.audio)
+        quoted = model.price(generation.duration, generation.resolution, generation.audio)
+        # The price of this moment: a quote taken earlier may differ (`charge_markup`).
+        price = max(0.0, round(quoted * (1 + markup_for(self.charge_markup, model.id)), 4))
         if price > self.balance_usd + 1e-9:
             return error(
                 402,
