@@ -144,8 +144,24 @@ def _build_parser() -> argparse.ArgumentParser:
     _wait_parser(sub)
     _jobs_parser(sub)
     _limits_parser(sub)
+    _spend_parser(sub)
     _models_parser(sub)
     return parser
+
+
+def _spend_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    spend = sub.add_parser(
+        "spend",
+        help="show what a credentials block spent, reserved and has left this period",
+        description=(
+            "Read a VeniceCredentials block's spend account from the Prefect server that "
+            "PREFECT_API_URL names: the current period's cap, spent, reserved and remaining, "
+            "then what was spent on each of the last days."
+        ),
+    )
+    spend.add_argument("--credentials-block", default="venice", help="block name (default venice)")
+    spend.add_argument("--days", type=int, default=7, help="days to list (default 7)")
+    spend.set_defaults(run=_spend)
 
 
 def _limits_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -377,6 +393,21 @@ def _wait_and_clean_up(
         if key is not None:
             journal.cleaned(key)  # the link is revoked: no secret stays at rest
     return saved
+
+
+def _spend(args: argparse.Namespace) -> int:
+    # The Prefect layer is imported here only: the rest of the CLI never loads Prefect.
+    from prefect_venice.blocks import VeniceCredentials
+    from prefect_venice.tasks.spend import report
+
+    try:
+        block = VeniceCredentials.load(args.credentials_block)
+    except ValueError as exc:
+        raise _UsageError(f"no credentials block {args.credentials_block!r}: {exc}") from None
+    if not isinstance(block, VeniceCredentials):
+        raise _UsageError(f"block {args.credentials_block!r} is not a VeniceCredentials block.")
+    print(report(block, days=max(1, args.days)))
+    return 0
 
 
 def _limits(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ __all__ = [
     "period_of",
     "period_spend",
     "release",
+    "report",
     "reserve",
     "settle",
     "split",
@@ -234,6 +235,26 @@ def _take(name: str, slots: int) -> bool:
     return True
 
 
+def report(credentials: VeniceCredentials, days: int = 7) -> str:
+    """Describe the block's spend: this period's cap, spent, reserved and left, then per day."""
+    account = period_spend(credentials)
+    cap = "no cap" if account.limit_usd is None else f"cap {format_usd(account.limit_usd)}"
+    lines = [
+        f"Block {account.block!r}, {credentials.spend_period} {account.period} "
+        f"({credentials.spend_timezone}), {cap}:",
+        f"  spent     {format_usd(account.spent_usd)}",
+        f"  reserved  {format_usd(account.reserved_usd)}",
+    ]
+    if account.remaining_usd is not None:
+        lines.append(f"  remaining {format_usd(account.remaining_usd)}")
+    today = period_of("day", credentials.spend_timezone)[1]
+    lines.append("Per day (spent):")
+    for back in range(days):
+        day = today - timedelta(days=back)
+        lines.append(f"  {day.isoformat()}  {format_usd(day_spent(credentials, day))}")
+    return "\n".join(lines)
+
+
 def split(reservation: Reservation, amounts_usd: list[float]) -> list[Reservation]:
     """Divide a batch's reservation into one per video (the last takes any rounding)."""
     parts = [units(usd) for usd in amounts_usd]
@@ -252,7 +273,9 @@ def release(reservation: Reservation | None) -> None:
     with get_client(sync_client=True) as client:
         client.release_concurrency_slots(
             # The server wants a positive occupancy (it only feeds its statistics).
-            names=[reservation.cap_limit], slots=reservation.units, occupancy_seconds=0.001
+            names=[reservation.cap_limit],
+            slots=reservation.units,
+            occupancy_seconds=0.001,
         )
 
 

@@ -23,6 +23,7 @@ from prefect_venice.errors import SpendLimitError
 from prefect_venice.flows import VideoRequest, generate_video, generate_videos
 from prefect_venice.tasks import spend
 
+CLI = str(Path(sys.executable).parent / "prefect-venice")
 RUNNER = textwrap.dedent(
     """
     import json, sys
@@ -110,6 +111,17 @@ def test_ten_runs_in_separate_processes_cannot_pass_a_daily_cap(
     assert account.spent_usd == pytest.approx(0.9375)
     assert account.reserved_usd == 0
     assert account.remaining_usd == pytest.approx(0.0625)
+    shown = subprocess.run(
+        [CLI, "spend", "--credentials-block", "capped-ten"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "spent     $0.9375" in shown.stdout
+    assert "remaining $0.0625" in shown.stdout
 
 
 def test_a_run_parameter_cannot_raise_the_cap(emulator: Emulator, output_dir: Path) -> None:
