@@ -161,8 +161,10 @@ def queued_jobs(monkeypatch: pytest.MonkeyPatch) -> list[QueuedJob]:
     return jobs
 
 
-def venice_events(resource_id: str, expected: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    """The venice.video.* events about one resource, oldest first.
+def venice_events(
+    resource_id: str, expected: int, timeout: float = 15.0, prefix: str = "venice.video."
+) -> list[dict[str, Any]]:
+    """The events (of `prefix`: venice.video.* by default) about one resource, oldest first.
 
     The server stores events in the background, so this reads until `expected`
     events are there or `timeout` seconds have passed (then returns what it has).
@@ -178,7 +180,7 @@ def venice_events(resource_id: str, expected: int, timeout: float = 15.0) -> lis
                 "/events/filter",
                 json={
                     "filter": {
-                        "event": {"prefix": ["venice.video."]},
+                        "event": {"prefix": [prefix]},
                         "resource": {"id": [resource_id]},
                     },
                     "limit": 50,

@@ -7,14 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.events.worker import EventsWorker
+from conftest import venice_events
 from prefect.settings import PREFECT_API_URL
 
 from prefect_venice.blocks import VeniceCredentials
@@ -33,29 +31,6 @@ RUNNER = textwrap.dedent(
     print("RESULT " + json.dumps({"state": state.type.value, "message": state.message}))
     """
 )
-
-
-def spend_events(resource_id: str, expected: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    """The venice.spend.* events about one block, oldest first (waits for `expected`)."""
-    EventsWorker.drain_all(timeout=10)
-    deadline = time.monotonic() + timeout
-    while True:
-        with get_client(sync_client=True) as client:
-            response = client.request(
-                "POST",
-                "/events/filter",
-                json={
-                    "filter": {
-                        "event": {"prefix": ["venice.spend."]},
-                        "resource": {"id": [resource_id]},
-                    },
-                    "limit": 50,
-                },
-            )
-        events: list[dict[str, Any]] = response.json()["events"]
-        if len(events) >= expected or time.monotonic() > deadline:
-            return sorted(events, key=lambda event: event["occurred"])
-        time.sleep(0.2)
 
 
 def capped_block(emulator: Emulator, name: str, limit: float | None = 1.0) -> VeniceCredentials:
@@ -179,7 +154,7 @@ def test_crossing_80_and_100_percent_emits_threshold_events(
             return_state=True,
         )
 
-    events = spend_events("venice.spend.capped-events", expected=2)
+    events = venice_events("venice.spend.capped-events", expected=2, prefix="venice.spend.")
     thresholds = [(e["payload"]["threshold"], e["payload"]["refused"]) for e in events]
     assert (0.8, False) in thresholds  # the second video took it to $0.625 of $0.70
     assert (1.0, True) in thresholds  # the third did not fit
