@@ -151,7 +151,11 @@ def queue_video(
     client = shared_client(credentials, limit)
     # Checked here too (free, against the cached catalogue): the task is public, and
     # a flow that composes it may skip validate_video_request.
-    client.validate(request)
+    try:
+        client.validate(request)
+    except VeniceError:
+        spend.release(reservation)  # nothing will be sent
+        raise
     journal = job_journal()
     if journal.get(key) is not None:
         spend.release(reservation)  # a recorded job is paid for already: nothing to reserve
