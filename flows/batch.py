@@ -111,7 +111,9 @@ def generate_videos(
     progress.update(len(results), 0)
 
     def submit(slot: int) -> PrefectFuture[VideoResult]:
-        return _submit(credentials, plans[slot], keys[slot], slot, reservations.get(slot))
+        return _submit(
+            credentials, plans[slot], keys[slot], slot, reservations.get(slot), quotes[slot]
+        )
 
     todo = [slot for slot in range(len(plans)) if slot not in results]
     for slot, future in run_windowed(submit, todo, max_in_flight):
@@ -235,6 +237,7 @@ def _submit(
     key: str,
     slot: int,
     reservation: Reservation | None = None,
+    quote_usd: float | None = None,
 ) -> PrefectFuture[VideoResult]:
     request = plan.request
     return produce_video.submit(
@@ -243,6 +246,7 @@ def _submit(
         key,
         slot,
         reservation=reservation,
+        quote_usd=quote_usd,
         destination=str(plan.destination.directory) if plan.destination else ".",
         staging_dir=plan.staging_dir,
         storage_block=request.storage_block,

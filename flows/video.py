@@ -97,7 +97,9 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     budget = "no budget set" if request.max_usd is None else f"budget {format_usd(request.max_usd)}"
     logger.info("Quote %s is within the budget (%s); queueing.", format_usd(quote.usd), budget)
 
-    job = queue_video(credentials, plan.queue_request, job_key=key, reservation=reservation)
+    job = queue_video(
+        credentials, plan.queue_request, job_key=key, reservation=reservation, quote_usd=quote.usd
+    )
     result = recorded_result(key)
     if result is not None:
         logger.info("Video %s was saved already, at %s.", job.queue_id, result.path)

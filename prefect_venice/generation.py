@@ -333,6 +333,7 @@ def queue_once(
     key: str,
     journal: JobJournal,
     before_send: Callable[[], None] | None = None,
+    quote_usd: float | None = None,
 ) -> QueuedOnce:
     """Send the paid queue request for `key` at most once, whatever happened before.
 
@@ -345,10 +346,16 @@ def queue_once(
     A refusal that surely created no job (any HTTP answer other than success, or a
     connection that never opened) releases the claim; an unknown outcome keeps it.
     The request must already be validated (this sends it with validate=False).
+    `quote_usd`, when known, is kept in the record, so the charge Venice reports later
+    can be compared with it (prefect_venice.billing).
     """
     fingerprint = request_fingerprint(request)
     existing = journal.get(key) or journal.claim(
-        key, model=request.model, base_url=client.base_url, fingerprint=fingerprint
+        key,
+        model=request.model,
+        base_url=client.base_url,
+        fingerprint=fingerprint,
+        quote_usd=quote_usd,
     )
     if existing is not None:
         return QueuedOnce(_resume(existing, fingerprint), existing, resumed=True)

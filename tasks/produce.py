@@ -93,6 +93,7 @@ def produce_video(
     revoke_link: bool = True,
     delete_from_venice: bool = True,
     reservation: Reservation | None = None,
+    quote_usd: float | None = None,
 ) -> VideoResult:
     """Make one video in one task run: queue it once, wait, save, clean up.
 
@@ -103,7 +104,14 @@ def produce_video(
     JobFailedAfterQueueError naming the job; a failed clean-up only logs a warning.
     """
     logger = get_run_logger()
-    job = queue_video.fn(credentials, request, slot=slot, job_key=job_key, reservation=reservation)
+    job = queue_video.fn(
+        credentials,
+        request,
+        slot=slot,
+        job_key=job_key,
+        reservation=reservation,
+        quote_usd=quote_usd,
+    )
     result = recorded_result(job_key)
     if result is None:
         try:

@@ -25,6 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,16 +37,24 @@ from prefect.client.schemas.actions import (
 )
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from prefect_venice.billing import spend_report
 from prefect_venice.blocks.credentials import VeniceCredentials
-from prefect_venice.errors import InvalidRequestError, SpendLimitError
+from prefect_venice.errors import (
+    BillingAccessError,
+    InvalidRequestError,
+    SpendLimitError,
+    VeniceError,
+)
 from prefect_venice.generation import format_usd
 from prefect_venice.tasks.events import emit_video_event
+from prefect_venice.tasks.resume import job_journal
 
 __all__ = [
     "UNITS_PER_USD",
     "PeriodSpend",
     "Reservation",
     "block_label",
+    "charged_by_venice",
     "day_spent",
     "period_of",
     "period_spend",
@@ -252,7 +261,38 @@ def report(credentials: VeniceCredentials, days: int = 7) -> str:
     for back in range(days):
         day = today - timedelta(days=back)
         lines.append(f"  {day.isoformat()}  {format_usd(day_spent(credentials, day))}")
+    lines += charged_by_venice(credentials)
     return "\n".join(lines)
+
+
+def charged_by_venice(credentials: VeniceCredentials, now: datetime | None = None) -> list[str]:
+    """Tell what Venice's usage history says it charged this period, and odd charges.
+
+    The quotes come from the job journal (each paid job's record keeps its quote).
+    Needs a key that may read billing (an ADMIN key); otherwise one line says so.
+    """
+    _, first_day = period_of(credentials.spend_period, credentials.spend_timezone, now)
+    zone = _zone(credentials.spend_timezone)
+    start = datetime.combine(first_day, dt_time.min, tzinfo=zone).astimezone(ZoneInfo("UTC"))
+    quotes: dict[str, float] = {}
+    for entry in job_journal().entries():
+        quoted = entry.extra.get("quote_usd")
+        if (
+            entry.queue_id
+            and isinstance(quoted, (int, float))
+            and entry.created_at >= start.isoformat()
+        ):
+            quotes[entry.queue_id] = float(quoted)
+    try:
+        with credentials.get_client() as client:
+            found = spend_report(client, start, None, quotes)
+    except BillingAccessError as exc:
+        return [f"Charged by Venice: not readable with this key ({exc.message})"]
+    except VeniceError as exc:
+        return [f"Charged by Venice: unavailable ({exc.message})"]
+    lines = [f"Charged by Venice this period: {format_usd(found.charged_total)}"]
+    lines += [f"  differs from its quote: {mismatch.describe()}" for mismatch in found.mismatches]
+    return lines
 
 
 def split(reservation: Reservation, amounts_usd: list[float]) -> list[Reservation]:

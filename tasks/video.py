@@ -118,6 +118,7 @@ def queue_video(
     slot: int = 0,
     job_key: str | None = None,
     reservation: Reservation | None = None,
+    quote_usd: float | None = None,
 ) -> QueuedJob:
     """Queue the video: the only paid call, made at most once per job key.
 
@@ -161,11 +162,16 @@ def queue_video(
         spend.release(reservation)  # a recorded job is paid for already: nothing to reserve
         reservation = None
     elif reservation is None and credentials.spend_limit_usd is not None:
-        quote = client.quote(request, validate=False)
-        reservation = spend.reserve(credentials, quote.usd, model=request.model)
+        quote_usd = client.quote(request, validate=False).usd
+        reservation = spend.reserve(credentials, quote_usd, model=request.model)
     try:
         queued = queue_once(
-            client, request, key=key, journal=journal, before_send=lambda: pace(limit)
+            client,
+            request,
+            key=key,
+            journal=journal,
+            before_send=lambda: pace(limit),
+            quote_usd=quote_usd if quote_usd is not None else getattr(reservation, "usd", None),
         )
     except UnconfirmedQueueError:
         raise  # may have been charged: the reservation stays

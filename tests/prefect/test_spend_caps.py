@@ -187,3 +187,28 @@ def test_a_period_is_a_day_week_or_month_in_the_blocks_time_zone() -> None:
     assert spend.period_of("month", "UTC", late)[0] == "2026-11"
     with pytest.raises(ValueError, match="not a time zone"):
         VeniceCredentials(spend_timezone="Mars/Olympus")
+
+
+def test_spend_shows_what_venice_charged_and_a_charge_unlike_its_quote(
+    emulator: Emulator, output_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect_venice.cli import main
+
+    capped_block(emulator, "capped-billing", limit=5.0)
+    generate_video(
+        request=VideoRequest(prompt="A kite", output_dir=str(output_dir)),
+        credentials_block="capped-billing",
+    )
+    emulator.set_charge_markup(0.2)  # the price changed between quote and queue
+    generate_video(
+        request=VideoRequest(prompt="Another kite", output_dir=str(output_dir)),
+        credentials_block="capped-billing",
+    )
+
+    assert main(["spend", "--credentials-block", "capped-billing", "--days", "1"]) == 0
+
+    out = capsys.readouterr().out
+    assert "spent     $0.6250" in out  # the two quotes, as reserved and settled
+    assert "Charged by Venice this period: $0.6875" in out  # $0.3125 + $0.375
+    (odd,) = [line for line in out.splitlines() if "differs from its quote" in line]
+    assert "quoted $0.3125, charged $0.3750" in odd
