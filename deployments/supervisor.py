@@ -176,6 +176,8 @@ def base_environment(config: StackConfig) -> dict[str, str]:
         PREFECT_LOCAL_STORAGE_PATH=str(config.prefect_home / "storage"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT="false",
+        # The stack's job journal and pacing accounts stay in its own folder too.
+        PREFECT_VENICE_HOME=str(config.root / "venice-home"),
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -402,6 +404,8 @@ def stop_stack(config: StackConfig) -> list[str]:
 @contextlib.contextmanager
 def prefect_client_settings(config: StackConfig, stack: Stack) -> Iterator[None]:
     """Point this process's Prefect client at the stack (API URL, home, result storage)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_HOME,
@@ -418,4 +422,12 @@ def prefect_client_settings(config: StackConfig, stack: Stack) -> Iterator[None]
             PREFECT_SERVER_ANALYTICS_ENABLED: False,
         }
     ):
-        yield
+        try:
+            yield
+        finally:
+            # The event and log workers are process-wide and keep the API URL they started
+            # with: stop them, or later events of this process go to this stack's server.
+            with contextlib.suppress(Exception):
+                APILogWorker.drain_all(timeout=10)
+            with contextlib.suppress(Exception):
+                EventsWorker.drain_all(timeout=10)
