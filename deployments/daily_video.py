@@ -63,7 +63,8 @@ def daily_video(
     prompt = render_prompt(request.prompt, day)
     # One video per scheduled day: a second trigger of the same day resumes (or reports)
     # that day's job instead of paying again.
-    slot_key = request.job_name or f"daily-video:{deployment.id or 'no-deployment'}:{day}"
+    series = request.job_name or f"daily-video:{deployment.id or 'no-deployment'}"
+    slot_key = f"{series}:{day}"  # a given name names the series: each day is its own job
     todays = request.model_copy(update={"prompt": prompt, "job_name": slot_key})
     state = generate_video(request=todays, credentials_block=credentials_block, return_state=True)
     if not state.is_completed():

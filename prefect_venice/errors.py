@@ -122,10 +122,7 @@ class BudgetExceededError(CallerError):
 class SpendLimitError(BudgetExceededError):
     """A credentials block's spend cap for the period does not cover this quote."""
 
-    action = (
-        "Wait for the next period, or raise spend_limit_usd on the credentials block; "
-        "nothing was queued or charged."
-    )
+    action = "Wait for the next period, or raise spend_limit_usd on the credentials block."
 
 
 class BadRequestError(CallerError):
@@ -190,7 +187,7 @@ class ContentViolationError(CallerError):
 class DestinationError(CallerError):
     """Where the video should be saved cannot take it (checked before anything is paid)."""
 
-    action = "Choose another output folder, file name or storage key; nothing was charged."
+    action = "Choose another output folder, file name or storage key."
 
 
 class VideoLinkMissingError(CallerError):

@@ -100,7 +100,7 @@ def check_money(value: float | None, name: str) -> None:
         return
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise InvalidRequestError(
-            f"{name} must be a finite amount in USD, 0 or more (got {value!r}); {_NOTHING_CHARGED}"
+            f"{name} must be a finite amount in USD, 0 or more (got {value!r})."
         )
 
 
@@ -112,7 +112,7 @@ def check_wait(value: float | None, name: str) -> None:
         raise InvalidRequestError(
             f"{name} must be a finite number of seconds, at least {MIN_WAIT_SECONDS:g} "
             f"(got {value!r}): a video takes minutes to make, so a shorter wait would pay for "
-            f"a video and give up on it; {_NOTHING_CHARGED}"
+            "a video and give up on it."
         )
 
 

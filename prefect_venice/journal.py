@@ -39,6 +39,7 @@ from .models import QueuedJob
 
 __all__ = [
     "HOME_ENV",
+    "JOURNAL_DIR_ENV",
     "JobJournal",
     "JobState",
     "JournalEntry",
@@ -90,8 +91,19 @@ class JournalEntry:
         )
 
 
+#: The Prefect setting that names a journal folder (shared by workers); the CLI honours it too.
+JOURNAL_DIR_ENV = "PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR"
+
+
 def jobs_dir() -> Path:
-    """Return the default journal folder: $PREFECT_VENICE_HOME/jobs or ~/.prefect-venice/jobs."""
+    """Return the journal folder (the CLI's and, by default, the flows').
+
+    $PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR if set, else $PREFECT_VENICE_HOME/jobs,
+    else ~/.prefect-venice/jobs.
+    """
+    named = os.environ.get(JOURNAL_DIR_ENV)
+    if named:
+        return Path(named).expanduser()
     home = os.environ.get(HOME_ENV) or str(Path.home() / ".prefect-venice")
     return Path(home).expanduser() / "jobs"
 

@@ -277,11 +277,9 @@ def charged_by_venice(credentials: VeniceCredentials, now: datetime | None = Non
     quotes: dict[str, float] = {}
     for entry in job_journal().entries():
         quoted = entry.extra.get("quote_usd")
-        if (
-            entry.queue_id
-            and isinstance(quoted, (int, float))
-            and entry.created_at >= start.isoformat()
-        ):
+        ours = entry.base_url.rstrip("/") == credentials.base_url.rstrip("/")
+        recent = entry.created_at >= start.isoformat()
+        if ours and recent and entry.queue_id and isinstance(quoted, (int, float)):
             quotes[entry.queue_id] = float(quoted)
     try:
         with credentials.get_client() as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -78,9 +79,19 @@ def test_a_budget_refusal_is_a_clean_failed_state_with_the_numbers(
     logs = prefect_api.logs(run_id(state))
     assert logs, "the run logged nothing"
     assert not [log.message for log in logs if "Traceback" in log.message]
-    events = venice_events(f"venice.model.{request.model}", expected=2)
-    refused = [e for e in events if e["event"] == "venice.video.refused"]
-    assert refused and refused[-1]["payload"]["reason"] == "BudgetExceededError"
+    run = f"prefect.flow-run.{run_id(state)}"
+    deadline = time.monotonic() + 20
+    refused: list[dict[str, Any]] = []
+    while not refused and time.monotonic() < deadline:
+        events = venice_events(f"venice.model.{request.model}", expected=1, timeout=1)
+        refused = [
+            e
+            for e in events
+            if e["event"] == "venice.video.refused"
+            and any(r.get("prefect.resource.id") == run for r in e.get("related", []))
+        ]
+    assert refused, "no venice.video.refused event for this run"
+    assert refused[-1]["payload"]["reason"] == "BudgetExceededError"
     assert emulator.ledger()["calls"].get("queue", 0) == 0
 
 
