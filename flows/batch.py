@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar, cast
 from uuid import UUID
@@ -23,7 +24,7 @@ from prefect_venice.flows.naming import batch_run_name
 from prefect_venice.flows.preflight import PlannedVideo, plan_videos
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.flows.video import best_effort, load_credentials, refused
-from prefect_venice.generation import format_usd
+from prefect_venice.generation import format_usd, remove_stale_staging
 from prefect_venice.tasks import VideoResult, produce_video, quote_videos, spend
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
@@ -116,13 +117,18 @@ def generate_videos(
         )
 
     todo = [slot for slot in range(len(plans)) if slot not in results]
-    for slot, future in run_windowed(submit, todo, max_in_flight):
-        state = future.state
-        if state.is_completed():
-            results[slot] = future.result()
-        else:
-            failures[slot] = _error_of(future)
-        progress.update(len(results), len(failures))
+    try:
+        for slot, future in run_windowed(submit, todo, max_in_flight):
+            state = future.state
+            if state.is_completed():
+                results[slot] = future.result()
+            else:
+                failures[slot] = _error_of(future)
+            progress.update(len(results), len(failures))
+    finally:
+        # Only now, with no video of this run staging there any more.
+        for staging in {plan.destination.staging_dir for plan in plans if plan.destination}:
+            remove_stale_staging(staging)
 
     if failures:
         first = min(failures)
@@ -188,15 +194,22 @@ def _announce(finished: queue.Queue[int], slot: int) -> Callable[[PrefectFuture[
 class BatchProgress:
     """One progress artifact for the whole batch (saved / failed of N), best effort."""
 
+    #: Seconds between two writes: each is a call to the Prefect API on the thread that
+    #: submits the next video, so writing after every video slowed a batch down.
+    MIN_INTERVAL = 1.0
+
     def __init__(self, total: int) -> None:
         self.total = total
         self.artifact_id: UUID | None = None
         self._shown = -1.0
+        self._written_at = 0.0
 
     def update(self, saved: int, failed: int) -> None:
-        """Show how many videos are saved (and failed) so far."""
+        """Show how many videos are saved (and failed) so far (at most once a second)."""
         percent = 100.0 * (saved + failed) / self.total if self.total else 100.0
-        if percent - self._shown < 1.0 and saved + failed < self.total:
+        done = saved + failed >= self.total
+        now = time.monotonic()
+        if not done and (percent - self._shown < 1.0 or now - self._written_at < self.MIN_INTERVAL):
             return
         description = f"{saved} of {self.total} videos saved" + (
             f", {failed} failed" if failed else ""
@@ -214,7 +227,7 @@ class BatchProgress:
                 )
 
         best_effort("batch progress artifact", write)
-        self._shown = percent
+        self._shown, self._written_at = percent, now
 
 
 def _reserve(

@@ -14,7 +14,13 @@ from typing import Literal
 from .errors import InvalidVideoError
 from .models import VideoSaved
 
-__all__ = ["CHUNK_SIZE", "VideoWriter", "make_temp_file", "resolve_destination"]
+__all__ = [
+    "CHUNK_SIZE",
+    "VideoWriter",
+    "ensure_directory",
+    "make_temp_file",
+    "resolve_destination",
+]
 
 CHUNK_SIZE = 1 << 16
 """Bytes read per chunk from the network (httpx reads a socket 64 KiB at a time)."""
@@ -189,17 +195,30 @@ def _write_all(fd: int, chunk: bytes) -> None:
             view = view[os.write(fd, view) :]
 
 
-def make_temp_file(directory: Path, *, prefix: str, suffix: str) -> tuple[int, str]:
-    """Create a private temp file in `directory` (made if missing); return (fd, path).
+def ensure_directory(directory: Path) -> Path:
+    """Make `directory` (and its parents) if missing, surviving a concurrent removal.
 
-    Another run may remove the (empty) folder between making it and creating the
-    file in it; that is retried rather than failing a paid download.
+    Another run may remove an empty staging folder at any moment; `mkdir` then fails
+    with FileExistsError (it saw the folder, which then vanished) or a later step with
+    FileNotFoundError. Such a race is retried rather than failing a paid download.
     """
     for attempt in range(5):
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return directory
+        except FileExistsError:
+            if attempt == 4 or (directory.exists() and not directory.is_dir()):
+                raise
+    return directory
+
+
+def make_temp_file(directory: Path, *, prefix: str, suffix: str) -> tuple[int, str]:
+    """Create a private temp file in `directory` (made if missing); return (fd, path)."""
+    for attempt in range(5):
+        ensure_directory(directory)
         try:
             return tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
-        except FileNotFoundError:
+        except FileNotFoundError:  # the folder was removed meanwhile: make it again
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover

@@ -192,7 +192,8 @@ class LocalDestination:
             final = _link_without_replacing(staged, final, queue_id)
             staged.unlink(missing_ok=True)
         _fsync_directory(final.parent)
-        remove_stale_staging(self.staging_dir)
+        # Other videos of a batch may be staging here: the folder itself stays.
+        remove_stale_staging(self.staging_dir, remove_empty=False)
         return final
 
 
@@ -220,12 +221,13 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def remove_stale_staging(staging_dir: Path) -> None:
+def remove_stale_staging(staging_dir: Path, *, remove_empty: bool = True) -> None:
     """Delete leftovers of killed runs in a staging folder, then the folder if it is empty.
 
     A `.part` file untouched for STALE_PART_SECONDS, or a staged MP4 older than
     STALE_STAGED_SECONDS, belongs to a process that is gone (a live download keeps
-    writing its `.part`). Best effort: never raises.
+    writing its `.part`). While other videos may still be staged there (inside a
+    batch), pass `remove_empty=False`. Best effort: never raises.
     """
     now = time.time()
     with contextlib.suppress(OSError):
@@ -235,7 +237,8 @@ def remove_stale_staging(staging_dir: Path) -> None:
                 stale = STALE_PART_SECONDS if item.name.endswith(".part") else STALE_STAGED_SECONDS
                 if item.is_file() and age > stale:
                     item.unlink()
-        staging_dir.rmdir()  # only if empty; OSError otherwise
+        if remove_empty:
+            staging_dir.rmdir()  # only if empty; OSError otherwise
 
 
 def prepare_local_destination(

@@ -103,6 +103,7 @@ class Pacer:
         self.clock = clock
         self._thread_lock = threading.Lock()
         self._memory = _Account()
+        self._handle: IO[str] | None = None
 
     @classmethod
     def for_endpoint(cls, api_key: str, base_url: str, endpoint: str) -> Pacer:
@@ -198,29 +199,33 @@ class Pacer:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 handle.seek(0)
+                before = handle.read()
                 try:
-                    account = _Account.load(json.loads(handle.read() or "{}"))
+                    account = _Account.load(json.loads(before or "{}"))
                 except ValueError:
                     account = _Account()
                 yield account
-                handle.seek(0)
-                handle.truncate()
-                handle.write(json.dumps(account.__dict__))
-                handle.flush()
+                after = json.dumps(account.__dict__)
+                if after != before:
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(after)
+                    handle.flush()
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                handle.close()
 
     def _open(self) -> IO[str] | None:
-        if self.state_file is None or fcntl is None:
-            return None
+        # Opened once and kept: every call takes the lock, none reopens the file.
+        if self._handle is not None or self.state_file is None or fcntl is None:
+            return self._handle
         try:
             self.state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.state_file, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
             self.state_file = None  # unwritable home: pace within this process only
             return None
-        return os.fdopen(fd, "r+", encoding="utf-8")
+        self._handle = os.fdopen(fd, "r+", encoding="utf-8")
+        return self._handle
 
 
 _registry_lock = threading.Lock()

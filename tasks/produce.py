@@ -8,7 +8,6 @@ N + 1 task runs, each video's steps running inside its own task run.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -16,7 +15,7 @@ from prefect.logging import get_run_logger
 
 from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.errors import InvalidRequestError
-from prefect_venice.generation import failure_after_queueing, remove_stale_staging
+from prefect_venice.generation import failure_after_queueing
 from prefect_venice.models import QueueRequest, Quote, QuoteRequest
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
@@ -140,9 +139,6 @@ def produce_video(
                 payload={"error": type(exc).__name__},
             )
             raise failure_after_queueing(job, exc, base_url=credentials.base_url) from exc
-        finally:
-            if staging_dir is not None:
-                remove_stale_staging(Path(staging_dir))
     try:
         complete_video.fn(
             credentials,

@@ -18,6 +18,7 @@ from prefect.logging import get_run_logger
 
 from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.client import VeniceClient
+from prefect_venice.download import ensure_directory
 from prefect_venice.errors import UnconfirmedQueueError, VeniceError, VideoLinkMissingError
 from prefect_venice.generation import (
     STAGING_DIR_NAME,
@@ -435,8 +436,8 @@ def _staging_file(staging_dir: str | None, queue_id: str) -> Path:
         if staging_dir
         else Path(tempfile.gettempdir()) / "prefect-venice"
     )
-    remove_stale_staging(base)  # leftovers of killed runs
-    base.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(base, remove_empty=False)  # leftovers of killed runs
+    ensure_directory(base)
     return base / f"{queue_id}.mp4"
 
 
