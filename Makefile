@@ -70,3 +70,11 @@ emulator: venv
 
 clean:
 	rm -rf $(VENV) .prefect-home .demo test-output build *.egg-info
+
+# Issue 7's reliability suite, kept out of `make test` (its tests skip unless
+# VENICE_RELIABILITY=1): faults, kills, lost answers, bad inputs and a secrets scan, every
+# figure counted from the emulator's ledger (docs/reliability.md). 6 to 9 minutes on two
+# cores; figures printed at the end and kept in test-output/reliability/figures.json.
+.PHONY: reliability
+reliability: venv
+	VENICE_RELIABILITY=1 $(BIN)/pytest -q -rxXs --durations=8 tests/reliability
