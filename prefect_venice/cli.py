@@ -369,6 +369,7 @@ def _wait_and_clean_up(
             say(f"  {progress.fraction:4.0%} after {progress.elapsed_seconds:.0f} s")
 
     staged = destination.staging_dir / f"{job.queue_id}.mp4"
+    generation.remove_partial_downloads(destination.staging_dir, job.queue_id)
     staged.parent.mkdir(parents=True, exist_ok=True)
     try:
         saved = client.wait_for_video(

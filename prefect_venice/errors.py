@@ -303,8 +303,8 @@ class UnconfirmedQueueError(OutcomeUnknownError):
     """An earlier attempt sent the paid queue request for this job key and recorded no answer."""
 
     action = (
-        "Nothing was queued this time. Check Venice's usage history for a charge at the time "
-        "the message gives; if there is none, clear the record with "
+        "Do not queue this video again blindly: check Venice's usage history for a charge at "
+        "the time the message gives; if there is none, clear the record with "
         "`prefect-venice jobs forget KEY` and run again."
     )
 

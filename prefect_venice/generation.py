@@ -62,6 +62,7 @@ __all__ = [
     "format_usd",
     "prepare_local_destination",
     "queue_once",
+    "remove_partial_downloads",
     "remove_stale_staging",
     "request_fingerprint",
     "resume_hint",
@@ -241,6 +242,18 @@ def remove_stale_staging(staging_dir: Path, *, remove_empty: bool = True) -> Non
             staging_dir.rmdir()  # only if empty; OSError otherwise
 
 
+def remove_partial_downloads(staging_dir: Path, queue_id: str) -> None:
+    """Delete the half-fetched files of one job before fetching it again (best effort).
+
+    Only a killed attempt at the same job leaves them: whoever fetches a job now is
+    the one attempt that resumes it.
+    """
+    with contextlib.suppress(OSError):
+        for partial in staging_dir.glob(f".{queue_id}.mp4.*.part"):
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
+
 def prepare_local_destination(
     output_dir: str | os.PathLike[str],
     filename: str | None = None,
@@ -371,9 +384,12 @@ def queue_once(
     try:
         job = client.queue(request, validate=False)
     except OutcomeUnknownError as exc:
+        sent = journal.get(key)
+        when = sent.sent_at if sent is not None and sent.sent_at else "just now"
         raise UnconfirmedQueueError(
-            f"{exc.message} Its record is kept under job key {key!r} "
-            f"(journal {journal.directory}), so no later attempt with this key pays blindly."
+            f"{exc.message} It was sent at {when} (UTC); its record is kept under job key "
+            f"{key!r} (journal {journal.directory}), so no later attempt with this key pays "
+            "blindly."
         ) from None
     except VeniceError:
         journal.release(key)  # Venice answered, and not with a job
@@ -393,7 +409,7 @@ def _resume(entry: JournalEntry, fingerprint: str) -> QueuedJob:
             f"Job key {entry.key!r}: a queue request for {entry.model} was sent at "
             f"{entry.sent_at or entry.created_at} (UTC) by an attempt that recorded no answer "
             "(it was killed, or the answer was lost), so a video may have been created and "
-            f"charged. The record is {entry.path}."
+            f"charged. No request was sent this time. The record is {entry.path}."
         )
     return entry.job()
 

@@ -60,6 +60,7 @@ _STATES: tuple[JobState, ...] = ("sending", "queued", "saved")
 # A queue id is matched against these before it is trusted as anything.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 _MAX_KEY = 1000
+_ORPHAN_SECONDS = 60.0
 
 
 class JournalError(ValueError):
@@ -189,6 +190,8 @@ class JobJournal:
         """
         path = self.path_for(key)
         self.ensure_directory()
+        # A write takes milliseconds: a temporary file this old belongs to a killed one.
+        self._remove_orphans(key, older_than=_ORPHAN_SECONDS)
         body = {
             "key": key,
             "state": "sending",
@@ -256,11 +259,28 @@ class JobJournal:
             self.path_for(key).unlink(missing_ok=True)
 
     def forget(self, key: str) -> bool:
-        """Delete `key`'s record, whatever its state; True if there was one."""
+        """Delete `key`'s record, whatever its state, and any half-written copy of it.
+
+        A process killed between writing a record's temporary file and renaming it
+        leaves that file behind, possibly holding a private link: it goes too.
+        Returns True if there was a record.
+        """
         path = self.path_for(key)
         existed = path.exists()
         path.unlink(missing_ok=True)
+        self._remove_orphans(key, older_than=0.0)
         return existed
+
+    def _remove_orphans(self, key: str, *, older_than: float) -> None:
+        """Delete temporary files of `key`'s record left by a killed writer (best effort)."""
+        cutoff = time.time() - older_than
+        with contextlib.suppress(OSError):
+            for temporary in self.directory.glob(".*.tmp"):
+                with contextlib.suppress(OSError, ValueError):
+                    if temporary.stat().st_mtime > cutoff:
+                        continue
+                    if json.loads(temporary.read_text(encoding="utf-8")).get("key") == key:
+                        temporary.unlink()
 
     def prune_saved(self, older_than_seconds: float) -> int:
         """Delete saved records (they hold no secret) older than the given age; return how many."""
@@ -275,6 +295,7 @@ class JobJournal:
     def _replace(self, key: str, body: dict[str, Any]) -> JournalEntry:
         path = self.path_for(key)
         self.ensure_directory()
+        self._remove_orphans(key, older_than=_ORPHAN_SECONDS)
         temporary = self._write_temporary(body)
         try:
             os.replace(temporary, path)

@@ -49,8 +49,9 @@ _MAX_SLEEP = 5.0
 _CLOSING = 0.05
 #: Two answers whose reset times differ by less than this describe the same window.
 _SAME_WINDOW = 0.05
-#: A probe (first call before any header is known) that gives no answer this long is over.
-_PROBE_TIMEOUT = 30.0
+#: A probe (first call before any header is known) that gives no answer this long is over
+#: (its process may have been killed): headers arrive before any body, within seconds.
+_PROBE_TIMEOUT = 5.0
 
 
 def pacing_dir() -> Path:

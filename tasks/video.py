@@ -26,6 +26,7 @@ from prefect_venice.generation import (
     check_storage_key,
     clean_up,
     queue_once,
+    remove_partial_downloads,
     remove_stale_staging,
 )
 from prefect_venice.models import (
@@ -437,6 +438,7 @@ def _staging_file(staging_dir: str | None, queue_id: str) -> Path:
         else Path(tempfile.gettempdir()) / "prefect-venice"
     )
     remove_stale_staging(base, remove_empty=False)  # leftovers of killed runs
+    remove_partial_downloads(base, queue_id)  # a killed attempt at this very job
     ensure_directory(base)
     return base / f"{queue_id}.mp4"
 

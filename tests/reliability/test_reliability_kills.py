@@ -395,16 +395,6 @@ def test_a_kill_then_the_documented_resume_pays_once_or_refuses(
             assert trial.outcome == "queued"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: after a SIGKILL mid-download, the documented resume (same job name) saves the "
-        "video but leaves the killed run's .venice-staging/.<queue_id>.mp4.*.part (and so the "
-        "staging folder) in the output folder: generation.remove_stale_staging only deletes "
-        "a .part untouched for STALE_PART_SECONDS (600 s), although the resumed job's own "
-        "queue id says whose .part it was"
-    ),
-)
 @pytest.mark.parametrize("interface", ["cli", "flow"])
 def test_a_resume_removes_the_killed_downloads_part_file(
     interface: str,
@@ -435,18 +425,6 @@ journal.answered("named:orphan", job)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a kill inside JobJournal._replace (after _write_temporary, before os.replace) "
-        "leaves the journal's .<hex>.tmp file holding the queue answer with the private "
-        "download link; the record stays 'sending', the resume refuses, and nothing ever "
-        "removes the temp file (not `prefect-venice jobs forget`, not a later claim), so "
-        "the link stays at rest indefinitely (user-only, 0600). The random kills of "
-        "test_a_kill_then_the_documented_resume_pays_once_or_refuses leave such files "
-        "too (counted by the secrets scan)"
-    ),
-)
 def test_a_kill_during_a_journal_write_leaves_no_link_at_rest(
     start_emulator: Callable[..., Emulator], reliability: ReliabilitySession
 ) -> None:

@@ -171,16 +171,6 @@ def test_a_cli_rerun_after_a_lost_answer_refuses_without_queueing(
     figures.add(SECTION, "cli queue calls", queue_calls(ledger))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when the queue answer is lost, queue_once raises UnconfirmedQueueError whose "
-        "class action ends the message with 'Nothing was queued this time. Check Venice's "
-        "usage history for a charge at the time the message gives', although this very "
-        "attempt sent the paid request (the ledger shows the charge) and the message gives "
-        "no time"
-    ),
-)
 def test_the_attempt_that_lost_its_answer_does_not_say_nothing_was_queued(
     start_emulator: Callable[..., Emulator],
     reliability: ReliabilitySession,
