@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ __all__ = [
     "split",
     "units",
 ]
+
+_log = logging.getLogger(__name__)
 
 UNITS_PER_USD = 10_000
 """Slots per dollar: a ten-thousandth of a dollar, the precision of Venice's prices."""
@@ -220,12 +223,15 @@ def reserve(credentials: VeniceCredentials, quote_usd: float, *, model: str) -> 
             "nothing was queued."
         )
     reservation = Reservation(cap_name, (spent_name, day_name), needed, quote_usd)
-    after = _active(cap_name)
-    before = after - needed
-    for threshold in _THRESHOLDS:
-        if before < threshold * cap_units <= after:
-            account = period_spend(credentials)
-            _threshold_event(credentials, account, model, crossed=threshold, refused=False)
+    try:  # the events are optional: a failure here must not strand the reservation
+        after = _active(cap_name)
+        before = after - needed
+        for threshold in _THRESHOLDS:
+            if before < threshold * cap_units <= after:
+                account = period_spend(credentials)
+                _threshold_event(credentials, account, model, crossed=threshold, refused=False)
+    except Exception as exc:
+        _log.warning("The spend threshold was not checked: %r", exc)
     return reservation
 
 
@@ -305,25 +311,41 @@ def split(reservation: Reservation, amounts_usd: list[float]) -> list[Reservatio
 
 
 def release(reservation: Reservation | None) -> None:
-    """Give a reservation back: its job was not created."""
+    """Give a reservation back: its job was not created.
+
+    Best effort: it runs while another error is on its way up (which it must not
+    hide); if the Prefect API fails here, the slots stay reserved until the period
+    ends, which can only undercount what is left, never overspend.
+    """
     if reservation is None:
         return
-    with get_client(sync_client=True) as client:
-        client.release_concurrency_slots(
-            # The server wants a positive occupancy (it only feeds its statistics).
-            names=[reservation.cap_limit],
-            slots=reservation.units,
-            occupancy_seconds=0.001,
-        )
+    try:
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots(
+                # The server wants a positive occupancy (it only feeds its statistics).
+                names=[reservation.cap_limit],
+                slots=reservation.units,
+                occupancy_seconds=0.001,
+            )
+    except Exception as exc:
+        _log.warning("A spend reservation was not given back: %r", exc)
 
 
 def settle(reservation: Reservation | None) -> None:
-    """Count a reservation as spent: its job was created (and charged)."""
+    """Count a reservation as spent: its job was created (and charged).
+
+    Best effort: it runs after the paid call, which nothing optional may fail. The
+    cap itself already holds the reservation; only the spent counters (what
+    `prefect-venice spend` shows) would miss it if the Prefect API fails here.
+    """
     if reservation is None:
         return
-    for name in reservation.spent_limits:
-        _ensure(name, _UNCAPPED)
-        _take(name, reservation.units)
+    try:
+        for name in reservation.spent_limits:
+            _ensure(name, _UNCAPPED)
+            _take(name, reservation.units)
+    except Exception as exc:
+        _log.warning("A spend reservation was not counted as spent: %r", exc)
 
 
 def _threshold_event(

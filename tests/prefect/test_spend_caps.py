@@ -212,3 +212,25 @@ def test_spend_shows_what_venice_charged_and_a_charge_unlike_its_quote(
     assert "Charged by Venice this period: $0.6875" in out  # $0.3125 + $0.375
     (odd,) = [line for line in out.splitlines() if "differs from its quote" in line]
     assert "quoted $0.3125, charged $0.3750" in odd
+
+
+def test_a_prefect_api_failure_after_paying_never_fails_the_paid_video(
+    emulator: Emulator, output_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capped_block(emulator, "capped-hiccup", limit=1.0)
+    real_ensure = spend._ensure
+
+    def failing_for_spent_counters(name: str, limit: int) -> None:
+        if name.startswith("venice-spent-"):  # only reached after the paid call
+            raise RuntimeError("QueuePool limit of size 5 overflow 10 reached (injected)")
+        real_ensure(name, limit)
+
+    monkeypatch.setattr(spend, "_ensure", failing_for_spent_counters)
+
+    result = generate_video(
+        request=VideoRequest(prompt="A kite", output_dir=str(output_dir)),
+        credentials_block="capped-hiccup",
+    )
+
+    assert Path(result.path).is_file()
+    assert emulator.ledger()["calls"]["queue"] == 1
