@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from core_support import FAST_POLL, SleepLog, Venice, VeniceFactory, fast_retry
+from core_support import FAST_POLL, FrozenClock, SleepLog, Venice, VeniceFactory, fast_retry
 
 from prefect_venice import AsyncVeniceClient, VeniceClient
 from prefect_venice.emulator import Emulator
+from prefect_venice.emulator import service as emulator_service
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -42,3 +43,11 @@ async def venice_factory(request: pytest.FixtureRequest) -> AsyncIterator[Venice
 def venice(venice_factory: VeniceFactory, emulator: Emulator) -> Venice:
     """A client of either flavour on the default test emulator."""
     return venice_factory(emulator)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """Freeze the emulator's job clock: jobs stay PROCESSING until the test advances it."""
+    frozen = FrozenClock()
+    monkeypatch.setattr(emulator_service, "time", frozen)
+    return frozen

@@ -11,6 +11,26 @@ from typing import Any
 from prefect_venice import AsyncVeniceClient, PollPolicy, RetryPolicy, VeniceClient
 
 
+class FrozenClock:
+    """The emulator service's `time` module, with a monotonic clock that moves only when told.
+
+    Installed by the `clock` fixture: jobs then finish by the test's steps, not by how fast
+    the machine answers. `time()` stays the real wall clock (request log, headers).
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class SleepLog:
     """Records every backoff/poll delay and sleeps a capped real time (jobs must progress)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from core_support import Venice, VeniceFactory
+from core_support import FrozenClock, Venice, VeniceFactory
 
 from prefect_venice import (
     Processing,
@@ -87,7 +87,7 @@ async def test_queue_returns_a_job_without_link_for_public_models(
 
 
 async def test_retrieve_reports_processing_then_saves_the_mp4(
-    venice: Venice, tmp_path: Path
+    venice: Venice, tmp_path: Path, clock: FrozenClock
 ) -> None:
     job = await venice.queue(public_request())
     destination = tmp_path / "video.mp4"
@@ -97,6 +97,8 @@ async def test_retrieve_reports_processing_then_saves_the_mp4(
     assert first.average_execution_time_ms > 0
     assert not destination.exists()
 
+    clock.advance(10)  # past the end of any job at the test scale
+
     saved = await venice.wait_for_video(job, destination)
     assert isinstance(saved, VideoSaved)
     assert saved.path == destination
@@ -105,13 +107,20 @@ async def test_retrieve_reports_processing_then_saves_the_mp4(
     assert is_mp4(destination)
 
 
-async def test_wait_for_video_reports_progress(venice: Venice, tmp_path: Path) -> None:
+async def test_wait_for_video_reports_progress(
+    venice: Venice, tmp_path: Path, clock: FrozenClock
+) -> None:
     seen: list[Progress] = []
     job = await venice.queue(public_request())
 
-    await venice.wait_for_video(job, tmp_path / "v.mp4", on_progress=seen.append)
+    def on_progress(progress: Progress) -> None:
+        seen.append(progress)
+        # A tenth of a second (25 emulated seconds) a poll: the job ends within a few polls.
+        clock.advance(0.1)
 
-    assert seen, "expected at least one PROCESSING poll"
+    await venice.wait_for_video(job, tmp_path / "v.mp4", on_progress=on_progress)
+
+    assert len(seen) >= 2, "expected several PROCESSING polls"
     assert [p.polls for p in seen] == list(range(1, len(seen) + 1))
     assert all(p.queue_id == job.queue_id for p in seen)
     assert all(p.fraction is not None and 0 <= p.fraction < 1 for p in seen)

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from prefect_venice.emulator import Emulator
+from prefect_venice.emulator import service as emulator_service
 
 #: The type of the `emulator_factory` fixture from tests/conftest.py.
 EmulatorFactory = Callable[..., Emulator]
@@ -31,6 +33,34 @@ CONSENTS = {
         "confirmed_screening_acknowledged": True,
     }
 }
+
+
+class FrozenClock:
+    """The emulator service's `time` module, with a monotonic clock that moves only when told.
+
+    Jobs, windows and lockouts then start, run and end by the test's steps, not by how
+    fast the machine answers (the test scale makes a 120 s job about 0.5 real seconds).
+    `time()` stays the real wall clock, as the request log and the headers need it.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def freeze_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """Give the emulator service a `FrozenClock` until the test ends."""
+    frozen = FrozenClock()
+    monkeypatch.setattr(emulator_service, "time", frozen)
+    return frozen
 
 
 def api(emulator: Emulator, key: str | None = None) -> httpx.Client:

@@ -17,6 +17,7 @@ from emulator_support import (
     TINY_PNG,
     EmulatorFactory,
     api,
+    freeze_clock,
     queue,
     queue_body,
     ref,
@@ -206,13 +207,20 @@ def test_retrieve_after_delete_media_on_completion_is_404(emulator: Emulator) ->
         assert client.post("/video/retrieve", json=ref(job)).status_code == 404
 
 
-def test_delete_media_on_completion_keeps_media_while_processing(emulator: Emulator) -> None:
+def test_delete_media_on_completion_keeps_media_while_processing(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = freeze_clock(monkeypatch)
     with api(emulator) as client:
         job = queue(client)
         body = {**ref(job), "delete_media_on_completion": True}
         first = client.post("/video/retrieve", json=body)
         assert first.json()["status"] == "PROCESSING"
-        assert client.post("/video/retrieve", json=ref(job)).status_code == 200
+        clock.advance(10)  # past the end of any job at the test scale
+        done = client.post("/video/retrieve", json=ref(job))
+    assert done.status_code == 200
+    assert done.headers["content-type"] == "video/mp4"
+    assert emulator.ledger()["jobs"][job["queue_id"]]["media_deleted"] is False
 
 
 def test_complete_on_a_job_already_gone_is_400(emulator: Emulator) -> None:

@@ -6,10 +6,17 @@ import time
 
 import httpx
 import pytest
-from emulator_support import T2V, EmulatorFactory, api, queue_body, ref
+from emulator_support import (
+    T2V,
+    EmulatorFactory,
+    FrozenClock,
+    api,
+    freeze_clock,
+    queue_body,
+    ref,
+)
 
 from prefect_venice.emulator import Emulator
-from prefect_venice.emulator import service as emulator_service
 
 HEADERS = (
     "x-ratelimit-limit-requests",
@@ -19,31 +26,9 @@ HEADERS = (
 UNKNOWN_JOB = {"model": T2V, "queue_id": "00000000-0000-4000-8000-000000000000"}
 
 
-class FrozenClock:
-    """The emulator service's `time` module, with a monotonic clock that moves only when told.
-
-    Windows and lockouts then open, count and end by the test's steps, not by how fast
-    the machine answers (the test scale makes a 10 s window 0.04 real seconds).
-    """
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return time.time()
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    frozen = FrozenClock()
-    monkeypatch.setattr(emulator_service, "time", frozen)
-    return frozen
+    return freeze_clock(monkeypatch)
 
 
 def test_queue_and_retrieve_carry_rate_limit_headers(emulator: Emulator) -> None:
