@@ -136,13 +136,16 @@ class VideoRequest(BaseModel):
         ),
     )
     max_wait_seconds: Annotated[
-        float | None, WithJsonSchema({"type": "number", "minimum": MIN_WAIT_SECONDS})
+        float | None, WithJsonSchema({"type": "number", "minimum": 0, "default": 0})
     ] = Field(
         default=None,
         ge=MIN_WAIT_SECONDS,
         allow_inf_nan=False,
         title="Maximum wait (seconds)",
-        description="How long to wait for the video; empty: the worker's setting (1800).",
+        description=(
+            "How long to wait for the video, at least 1 s; 0: the worker's setting (1800)."
+        ),
+        json_schema_extra={"default": 0},
     )
     revoke_link: bool = Field(
         default=True,
@@ -154,6 +157,12 @@ class VideoRequest(BaseModel):
         title="Delete from Venice after saving",
         description="Delete the media on Venice with /video/complete once the MP4 is saved.",
     )
+
+    @field_validator("max_wait_seconds", mode="before")
+    @classmethod
+    def _zero_is_the_setting(cls, value: Any) -> Any:
+        # The form cannot send "no value" for a number: it sends 0 for the setting.
+        return None if value == 0 else value
 
     @field_validator("resolution", "aspect_ratio", mode="before")
     @classmethod

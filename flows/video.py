@@ -138,6 +138,34 @@ def generate_video(request: VideoRequest, credentials_block: str = "venice") -> 
     return result
 
 
+REFUSED_MARK = "venice_refused_before_paying"
+"""Attribute set on an error that `refused` turned into the run's Failed state."""
+
+
+class _RefusalWithoutTraceback(logging.Filter):
+    """Keep a refusal's traceback out of a deployment run's logs.
+
+    In a deployment run Prefect's engine re-raises a Failed run's exception once the
+    run is over and logs it on the `prefect.flow_runs` logger as "Engine execution
+    exited with unexpected exception", with its traceback. For a refusal before paying
+    there is nothing unexpected: the record keeps its place, at INFO, without the
+    traceback, saying what happened. Every other record passes unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and getattr(error, REFUSED_MARK, False):
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = "The run was refused before paying: %s", (str(error),)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_FLOW_RUN_LOGGER = logging.getLogger("prefect.flow_runs")
+if not any(isinstance(f, _RefusalWithoutTraceback) for f in _FLOW_RUN_LOGGER.filters):
+    _FLOW_RUN_LOGGER.addFilter(_RefusalWithoutTraceback())
+
+
 def refused(error: CallerError, *, model: str, videos: int = 1) -> State[Any]:
     """End a run that was refused before paying: a Failed state, one log line, one event.
 
@@ -146,6 +174,7 @@ def refused(error: CallerError, *, model: str, videos: int = 1) -> State[Any]:
     it raised. No traceback: nothing went wrong in the code.
     """
     message = str(error)
+    setattr(error, REFUSED_MARK, True)  # see _RefusalWithoutTraceback
     get_run_logger().error("Refused before paying: %s", message)
     emit_video_event(
         "venice.video.refused",

@@ -91,17 +91,6 @@ RUN_TIMEOUT = 180.0
 LOGS_QUIET_SECONDS = 5.0
 #: Screenshots worth showing in the docs; copied to docs/screenshots/ with REFRESH_SCREENSHOTS=1.
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
-#: The bug the strict xfail below tracks: the form sends the field's null default.
-MAX_WAIT_BUG = (
-    "The form refuses a prompt alone: 'Maximum wait (seconds)' defaults to null but its "
-    "schema says type number, so the form shows \"None is not of type 'number'\""
-)
-#: The bug the other strict xfail tracks: a refusal is clean in the flow, not in the engine.
-ENGINE_TRACEBACK_BUG = (
-    "A deployment run refused before paying logs 'Engine execution exited with unexpected "
-    "exception' and a Traceback after 'Finished in state Failed': the runner's engine "
-    "subprocess re-raises the flow's exception (prefect.flow_engine.run_flow)"
-)
 
 
 def _screenshot(page: Any, output_dir: Path, name: str) -> None:
@@ -227,7 +216,6 @@ def on_demand_id(prefect_api: Stack) -> Any:
         return client.read_deployment_by_name(ON_DEMAND_DEPLOYMENT).id
 
 
-@pytest.mark.xfail(reason=MAX_WAIT_BUG, raises=FormRefused, strict=True)
 def test_run_form_submits_a_prompt_alone(
     page: Any, prefect_api: Stack, on_demand_id: Any, output_dir: Path
 ) -> None:
@@ -256,8 +244,7 @@ def test_custom_run_from_the_form_completes_with_a_summary(
 
     prompt = f"A lighthouse in the fog from the run form, {uuid.uuid4().hex[:8]}"
     _open_run_form(page, prefect_api, on_demand_id)
-    # The maximum wait only because of MAX_WAIT_BUG (the worker's own setting), and a
-    # folder in tmp rather than "videos" next to the serve process.
+    # A folder in tmp rather than "videos" next to the serve process.
     _fill_form(
         page,
         {
@@ -303,7 +290,6 @@ def over_budget_run(
             {
                 "Prompt": prompt,
                 "Budget (USD)": "0.05",
-                "Maximum wait (seconds)": "1800",  # MAX_WAIT_BUG
                 "Output folder": str(stack_config.videos),
             },
         )
@@ -333,7 +319,6 @@ class TracebackLogged(AssertionError):
     """A run that should have ended cleanly logged a traceback."""
 
 
-@pytest.mark.xfail(reason=ENGINE_TRACEBACK_BUG, raises=TracebackLogged, strict=True)
 def test_over_budget_run_logs_no_traceback(over_budget_run: Any, prefect_api: Stack) -> None:
     from prefect import get_client
 
