@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ._base import DEFAULT_BASE_URL
+from ._base import DEFAULT_BASE_URL, without_userinfo
 from ._redact import redact_url
 from .client import VeniceClient
 from .download import make_temp_file
@@ -422,7 +422,8 @@ def wait_command(selector: list[str], output: str = "DIR", base_url: str | None 
     parts = ["prefect-venice", "wait", *selector, "--output"]
     command = shlex.join(parts) + " " + (output if output == "DIR" else shlex.quote(output))
     if base_url is not None and base_url != DEFAULT_BASE_URL:
-        command += f" --base-url {shlex.quote(base_url)}"
+        # A base URL may carry user:password@; a message never does.
+        command += f" --base-url {shlex.quote(without_userinfo(base_url))}"
     return command
 
 

@@ -609,3 +609,14 @@ def test_generate_with_an_unknown_model_names_close_ids_and_pays_nothing(
     assert "Closest ids: wan-2.5-preview-text-to-video" in err
     assert "prefect-venice models" in err
     assert emulator.ledger()["calls"] == {"models": 1}
+
+
+def test_a_resume_command_never_shows_credentials_in_the_base_url() -> None:
+    from prefect_venice.generation import wait_command
+
+    command = wait_command(
+        ["--queue-id", "q1"], "DIR", "https://alice:s3cret@venice.example/api/v1"
+    )
+
+    assert "s3cret" not in command and "alice" not in command
+    assert "venice.example/api/v1" in command
