@@ -169,12 +169,22 @@ def _limits_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "limits",
         help="create the Prefect global rate limits that share Venice's limits across workers",
         description=(
-            "Create (or update) two Prefect global concurrency limits with slot decay on the "
-            "Prefect server that PREFECT_API_URL names, one for /video/queue and one for "
-            "/video/retrieve, and print the settings that make workers use them. Every "
-            "process already paces itself from Venice's rate-limit headers; these limits "
-            "make workers on several machines share one key's allowance."
+            "Create (or update) two Prefect global concurrency limits on the Prefect server "
+            "that PREFECT_API_URL names, one for /video/queue and one for /video/retrieve, "
+            "and print the settings that make workers use them. Every process already "
+            "paces itself from Venice's rate-limit headers; these limits make workers on "
+            "several machines share one key's allowance. By default each is a window "
+            "limit: its slots are the minute's allowance and every call leases one for "
+            "61 s, so no 60 s holds more calls than Venice allows (set the server's "
+            "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS=1 so that slots come back "
+            "on time). --kind rate makes token buckets with slot decay instead."
         ),
+    )
+    limits.add_argument(
+        "--kind",
+        choices=("window", "rate"),
+        default="window",
+        help="window (default): minute leases; rate: slot decay, a tenth as burst",
     )
     limits.add_argument("--queue-per-minute", type=float, default=40.0, help="default 40")
     limits.add_argument("--retrieve-per-minute", type=float, default=120.0, help="default 120")
@@ -422,13 +432,21 @@ def _limits(args: argparse.Namespace) -> int:
         if not math.isfinite(value) or value <= 0:
             raise _UsageError(f"{flag} must be a positive number (got {value}).")
     specs = rate_limit_specs(
-        args.queue_per_minute, args.retrieve_per_minute, args.queue_name, args.retrieve_name
+        args.queue_per_minute,
+        args.retrieve_per_minute,
+        args.queue_name,
+        args.retrieve_name,
+        kind=args.kind,
     )
     ensure_rate_limits(specs)
     for spec in specs:
+        how = (
+            "each call leases one for 61 s"
+            if spec.kind == "window"
+            else f"{spec.decay_per_second}/s come back"
+        )
         print(
-            f"# {spec.name}: {spec.slots} slots, {spec.decay_per_second}/s "
-            f"({spec.per_minute:g} a minute)",
+            f"# {spec.name}: {spec.slots} slots, {how} ({spec.per_minute:g} a minute)",
             file=sys.stderr,
         )
         print(f"export {spec.setting}={spec.name}")

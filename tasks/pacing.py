@@ -1,13 +1,28 @@
-"""Pacing of Venice calls through Prefect global rate limits, shared by every worker."""
+"""Pacing of Venice calls through Prefect global concurrency limits, shared by every worker.
+
+Two kinds of limit are understood, told apart by the limit itself:
+
+- **Window limits** (no slot decay, what `prefect-venice limits` creates): each call
+  leases one slot for `WINDOW_LEASE_SECONDS` (Venice's 60 s window plus a second) and
+  never gives it back early; the Prefect server's lease repossessor frees it. At most
+  `limit` calls therefore start in any window of that length, across every worker,
+  and a burst of the whole allowance goes at once (40 queue calls, then the next
+  when the first call's minute is over), which is the most Venice's limits allow.
+- **Rate limits** (slot decay, `prefect gcl create NAME --slot-decay-per-second R`):
+  Prefect's `rate_limit`, a token bucket. Kept for limits created that way.
+"""
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import rate_limit
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
 from prefect_venice.errors import InvalidRequestError
 from prefect_venice.retry import RetryPolicy
@@ -15,6 +30,7 @@ from prefect_venice.retry import RetryPolicy
 __all__ = [
     "DEFAULT_QUEUE_LIMIT",
     "DEFAULT_RETRIEVE_LIMIT",
+    "WINDOW_LEASE_SECONDS",
     "RateLimitSpec",
     "check_rate_limit",
     "ensure_rate_limits",
@@ -26,23 +42,41 @@ __all__ = [
 DEFAULT_QUEUE_LIMIT = "venice-queue"
 DEFAULT_RETRIEVE_LIMIT = "venice-retrieve"
 
+#: How long a call holds its slot of a window limit: Venice's 60 s window, plus one
+#: second for the time between taking the slot and Venice counting the request.
+#: (Prefect's lease API accepts 60 s at least.)
+WINDOW_LEASE_SECONDS = 61.0
+
+LimitKind = Literal["window", "rate"]
+
 
 @dataclass(frozen=True)
 class RateLimitSpec:
-    """A Prefect global concurrency limit that paces one Venice endpoint across workers."""
+    """A Prefect global concurrency limit that paces one Venice endpoint across workers.
+
+    `kind="window"` (the default): `slots` is the whole per-minute allowance and each
+    call leases a slot for a minute (see the module's docstring). `kind="rate"`: the
+    token bucket of earlier versions, a tenth of the allowance as burst, refilled at
+    97% of it.
+    """
 
     name: str
     per_minute: float
     setting: str
+    kind: LimitKind = "window"
 
     @property
     def slots(self) -> int:
-        """Slots: a small burst (a tenth of a minute's allowance), so no caller waits on another."""
+        """Slots: the minute's allowance (window), or a small burst of a tenth of it (rate)."""
+        if self.kind == "window":
+            return max(1, int(self.per_minute))
         return max(1, int(self.per_minute // 10))
 
     @property
     def decay_per_second(self) -> float:
-        """Slots freed per second: 97% of the per-minute allowance, a margin for clock skew."""
+        """Slots freed per second: 0 for a window limit (leases free them), else 97% of the rate."""
+        if self.kind == "window":
+            return 0.0
         return round(self.per_minute / 60.0 * 0.97, 4)
 
 
@@ -51,23 +85,28 @@ def rate_limit_specs(
     retrieve_per_minute: float = 120,
     queue_name: str = DEFAULT_QUEUE_LIMIT,
     retrieve_name: str = DEFAULT_RETRIEVE_LIMIT,
+    kind: LimitKind = "window",
 ) -> list[RateLimitSpec]:
     """Return the two limits for Venice's per-key allowances (40 queue, 120 retrieve a minute)."""
     return [
-        RateLimitSpec(queue_name, queue_per_minute, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT"),
         RateLimitSpec(
-            retrieve_name, retrieve_per_minute, "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT"
+            queue_name, queue_per_minute, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT", kind
+        ),
+        RateLimitSpec(
+            retrieve_name,
+            retrieve_per_minute,
+            "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT",
+            kind,
         ),
     ]
 
 
 def ensure_rate_limits(specs: list[RateLimitSpec]) -> None:
-    """Create each global rate limit on the Prefect server, or update it to these numbers.
+    """Create each global limit on the Prefect server, or update it to these numbers.
 
     Workers still pace themselves from Venice's headers; these limits make workers on
-    several machines share the allowance. The small burst keeps callers from queueing
-    behind one another (a one-slot limit serialises every request and reaches only about
-    two thirds of the allowance).
+    several machines share the allowance. Turning a rate limit into a window limit (or
+    back) takes effect in each worker process within `_KIND_TTL_SECONDS`.
     """
     with get_client(sync_client=True) as client:
         for spec in specs:
@@ -76,18 +115,84 @@ def ensure_rate_limits(specs: list[RateLimitSpec]) -> None:
             )
 
 
-def pace(limit_name: str | None) -> None:
-    """Take one slot of the named global rate limit before a Venice call, if one is set.
+#: How long a process trusts what it read of a limit's kind before reading it again.
+_KIND_TTL_SECONDS = 60.0
+_kinds: dict[str, tuple[LimitKind, float]] = {}
+_kinds_lock = threading.Lock()
 
-    strict=True: a misspelt or missing limit fails loudly instead of letting every
-    caller run unpaced (Prefect's limits otherwise fail open).
+
+def limit_kind(limit_name: str) -> LimitKind:
+    """Return whether the named limit is a window limit (no decay) or a rate limit.
+
+    Read from the server once a minute per process. A missing limit raises
+    InvalidRequestError (the flows check before paying, see `check_rate_limit`).
     """
-    if limit_name:
+    now = time.monotonic()
+    with _kinds_lock:
+        known = _kinds.get(limit_name)
+    if known is not None and now - known[1] < _KIND_TTL_SECONDS:
+        return known[0]
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+        except ObjectNotFound:
+            raise InvalidRequestError(
+                f"The global concurrency limit {limit_name!r} does not exist; create it with "
+                "`prefect-venice limits` or unset the setting that names it."
+            ) from None
+    kind: LimitKind = "rate" if limit.slot_decay_per_second else "window"
+    with _kinds_lock:
+        _kinds[limit_name] = (kind, now)
+    return kind
+
+
+def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECONDS) -> None:
+    """Lease one slot of a window limit for `lease_seconds`, waiting while none is free.
+
+    The lease is never released: the server's repossessor frees the slot when it
+    expires, so the slot stands for one call in the window. While the limit is full
+    the server answers 423 with a Retry-After; waiters sleep that long (at most 2 s,
+    with jitter, so a freed slot is taken within about a second).
+    """
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.increment_concurrency_slots_with_lease(
+                    names=[limit_name],
+                    slots=1,
+                    mode="concurrency",
+                    lease_duration=lease_seconds,
+                )
+                return
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                try:
+                    hint = float(exc.response.headers.get("Retry-After", "1"))
+                except ValueError:
+                    hint = 1.0
+                delay = min(max(hint, 0.25), 2.0)
+                time.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secret
+
+
+def pace(limit_name: str | None) -> None:
+    """Take one slot of the named global limit before a Venice call, if one is set.
+
+    A window limit (no decay) leases a slot for a minute (`take_window_slot`); a rate
+    limit (slot decay) goes through Prefect's `rate_limit` with strict=True, so a
+    misspelt or missing limit fails loudly instead of letting every caller run unpaced
+    (Prefect's limits otherwise fail open).
+    """
+    if not limit_name:
+        return
+    if limit_kind(limit_name) == "window":
+        take_window_slot(limit_name)
+    else:
         rate_limit(limit_name, occupy=1, strict=True)
 
 
 def check_rate_limit(limit_name: str | None, setting: str) -> None:
-    """Fail unless the named global rate limit exists and decays (takes no slot).
+    """Fail unless the named global limit exists and is active (takes no slot).
 
     Flows call it before the paid call, so a misspelt limit costs nothing.
     """
@@ -98,13 +203,16 @@ def check_rate_limit(limit_name: str | None, setting: str) -> None:
             limit = client.read_global_concurrency_limit_by_name(limit_name)
         except ObjectNotFound:
             limit = None
-    if limit is None or not limit.slot_decay_per_second:
-        problem = "does not exist" if limit is None else "has no slot decay, so it is no rate limit"
+    if limit is None or not limit.active or limit.limit < 1:
+        problem = "does not exist" if limit is None else "is inactive or has no slots"
         raise InvalidRequestError(
             f"{setting} names the global concurrency limit {limit_name!r}, which {problem}. "
-            f"Create it (prefect gcl create {limit_name} --limit 2 --slot-decay-per-second 2) "
-            "or unset the setting."
+            "Create it with `prefect-venice limits` (a window limit: Venice's allowance "
+            "a minute) or unset the setting."
         )
+    kind: LimitKind = "rate" if limit.slot_decay_per_second else "window"
+    with _kinds_lock:
+        _kinds[limit_name] = (kind, time.monotonic())
 
 
 def paced_retry_policy(limit_name: str | None) -> RetryPolicy:

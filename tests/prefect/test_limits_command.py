@@ -1,14 +1,26 @@
-"""`prefect-venice limits`: one command creates the global rate limits workers share."""
+"""`prefect-venice limits`: one command creates the global limits workers share."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.exceptions import PrefectHTTPStatusError
 
 from prefect_venice.cli import main
+from prefect_venice.errors import InvalidRequestError
+from prefect_venice.tasks import pacing
 
 
-def test_the_limits_command_creates_both_limits_and_prints_the_settings(
+def _read(name: str) -> Any:
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name)
+
+
+def test_the_limits_command_creates_two_window_limits_and_prints_the_settings(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     names = ["--queue-name", "cmd-venice-queue", "--retrieve-name", "cmd-venice-retrieve"]
@@ -16,12 +28,26 @@ def test_the_limits_command_creates_both_limits_and_prints_the_settings(
     assert main(["limits", *names]) == 0
     assert main(["limits", *names, "--queue-per-minute", "20"]) == 0  # updates in place
 
-    out = capsys.readouterr().out
-    assert "export PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT=cmd-venice-queue" in out
-    assert "export PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT=cmd-venice-retrieve" in out
-    with get_client(sync_client=True) as client:
-        queue = client.read_global_concurrency_limit_by_name("cmd-venice-queue")
-        retrieve = client.read_global_concurrency_limit_by_name("cmd-venice-retrieve")
+    captured = capsys.readouterr()
+    assert "export PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT=cmd-venice-queue" in captured.out
+    assert (
+        "export PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT=cmd-venice-retrieve" in captured.out
+    )
+    assert "cmd-venice-queue: 20 slots, each call leases one for 61 s" in captured.err
+    queue, retrieve = _read("cmd-venice-queue"), _read("cmd-venice-retrieve")
+    # A window limit: the whole minute's allowance as slots, no decay (leases free them).
+    assert (queue.limit, queue.slot_decay_per_second) == (20, 0.0)
+    assert (retrieve.limit, retrieve.slot_decay_per_second) == (120, 0.0)
+
+
+def test_kind_rate_makes_token_buckets_and_turns_a_window_limit_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    names = ["--queue-name", "cmd-rate-queue", "--retrieve-name", "cmd-rate-retrieve"]
+    assert main(["limits", *names]) == 0
+    assert main(["limits", *names, "--kind", "rate", "--queue-per-minute", "20"]) == 0
+
+    queue, retrieve = _read("cmd-rate-queue"), _read("cmd-rate-retrieve")
     assert queue.limit == 2
     assert queue.slot_decay_per_second == pytest.approx(20 / 60 * 0.97, abs=1e-3)
     assert retrieve.limit == 12
@@ -31,3 +57,50 @@ def test_the_limits_command_creates_both_limits_and_prints_the_settings(
 def test_a_rate_that_is_no_number_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["limits", "--queue-per-minute", "nan"]) == 2
     assert "--queue-per-minute must be a positive number" in capsys.readouterr().err
+
+
+def _window_limit(slots: int) -> str:
+    name = f"window-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+    return name
+
+
+def test_each_call_keeps_its_window_slot_until_the_lease_ends() -> None:
+    name = _window_limit(2)
+
+    pacing.pace(name)
+    pacing.pace(name)
+
+    # Both slots stay taken after the calls: nothing releases them but the lease's end.
+    assert _read(name).active_slots == 2
+    with get_client(sync_client=True) as client, pytest.raises(PrefectHTTPStatusError) as full:
+        client.increment_concurrency_slots_with_lease(
+            names=[name], slots=1, mode="concurrency", lease_duration=60
+        )
+    assert full.value.response.status_code == 423
+    assert pacing.limit_kind(name) == "window"
+
+
+def test_pace_uses_prefects_rate_limit_for_a_limit_with_decay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = f"decay-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=name, limit=5, slot_decay_per_second=5.0)
+        )
+    taken: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(pacing, "rate_limit", lambda names, **kw: taken.append((names, kw)))
+    monkeypatch.setattr(pacing, "take_window_slot", lambda *a: pytest.fail("no lease"))
+
+    pacing.pace(name)
+
+    assert taken == [(name, {"occupy": 1, "strict": True})]
+
+
+def test_a_missing_limit_is_named_before_anything_is_sent() -> None:
+    with pytest.raises(InvalidRequestError, match="does not exist"):
+        pacing.pace(f"missing-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(InvalidRequestError, match="prefect-venice limits"):
+        pacing.check_rate_limit(f"missing-{uuid.uuid4().hex[:8]}", "SETTING")
