@@ -486,6 +486,8 @@ class VeniceService:
         record = self.ledger.job(job.queue_id, model.id)
         record["queue_calls"] += 1
         record["private"] = model.is_private
+        # How long the job runs (real seconds): what a rate-limit bound adds for the last job.
+        record["run_seconds"] = round(job.run_seconds, 3)
         self.ledger.charge(job.queue_id, model.id, price)
         answer: dict[str, Any] = {"model": model.id, "queue_id": job.queue_id}
         if model.is_private:
