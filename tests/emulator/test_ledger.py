@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from emulator_support import (
@@ -41,8 +43,10 @@ def test_ledger_counts_a_whole_job(emulator: Emulator) -> None:
     with api(emulator) as client:
         client.get("/models", params={"type": "video"})
         quote = client.post("/video/quote", json=queue_body()).json()["quote"]
+        queued_at = time.monotonic()
         job = queue(client)
         done = wait_until_done(client, job)
+        elapsed = time.monotonic() - queued_at
         assert done.headers["content-type"] == "video/mp4"
         client.post("/video/complete", json=ref(job))
     ledger = emulator.ledger()
@@ -55,7 +59,10 @@ def test_ledger_counts_a_whole_job(emulator: Emulator) -> None:
         "complete": 1,
     }
     assert ledger["statuses"]["retrieve"] == {"200": retrieves}
-    assert ledger["jobs"][job["queue_id"]] == {
+    record = dict(ledger["jobs"][job["queue_id"]])
+    # The job's run time (real seconds) is drawn; it is positive and the job ran that long.
+    assert 0 < record.pop("run_seconds") <= elapsed
+    assert record == {
         "model": job["model"],
         "charged_usd": quote,
         "queue_calls": 1,
