@@ -31,6 +31,7 @@ from .errors import (
     VideoLinkMissingError,
     error_for_status,
 )
+from .history import TRACKER, JobShape
 from .models import (
     Balance,
     CompleteRequest,
@@ -46,6 +47,7 @@ from .models import (
     UsageEntry,
     UsagePage,
     VideoModel,
+    VideoSaved,
 )
 from .pacing import PACED_ENDPOINTS, Pacer
 from .polling import PollPolicy, WaitClock
@@ -314,10 +316,28 @@ class BaseVeniceClient:
 
     # Pacing -----------------------------------------------------------------------
 
-    def _slot_delay(self, endpoint: Endpoint) -> float:
-        """Reserve a request of the endpoint's per-key allowance: 0, or seconds to wait first."""
+    def _slot_delay(
+        self, endpoint: Endpoint, ticket: object = None, queue_id: str | None = None
+    ) -> float:
+        """Reserve a request of the endpoint's per-key allowance: 0, or seconds to wait first.
+
+        A retrieve of a job whose wait ranks its polls (PollPolicy.prioritize) goes
+        through the pacer's frontier with its chance of being done, under `ticket`.
+        """
         pacer = self._pacers.get(endpoint)
-        return pacer.reserve() if pacer is not None else 0.0
+        if pacer is None:
+            return 0.0
+        if endpoint == "retrieve" and queue_id is not None and ticket is not None:
+            job = TRACKER.get(queue_id)
+            if job is not None and job.prioritize and job.priority is not None and not job.done:
+                return pacer.frontier.delay(ticket, job.priority(TRACKER.clock()))
+        return pacer.reserve()
+
+    def _slot_done(self, endpoint: Endpoint, ticket: object) -> None:
+        """Forget the call holding `ticket`: it no longer waits for a slot."""
+        pacer = self._pacers.get(endpoint)
+        if pacer is not None:
+            pacer.frontier.leave(ticket)
 
     def _observe(self, endpoint: Endpoint, outcome: httpx.Response | httpx.HTTPError) -> None:
         """Let the pacer read an answer's rate-limit headers (or learn that none came)."""
@@ -400,14 +420,44 @@ class BaseVeniceClient:
         max_wait_seconds: float,
         poll: PollPolicy | None,
         on_progress: Callable[[Progress], None] | None,
+        shape: JobShape | QueueRequest | None = None,
     ) -> WaitClock:
+        if isinstance(shape, QueueRequest):
+            shape = JobShape.of(shape)
+        if shape is not None and shape.model != job.model:
+            shape = None  # not this job's shape: learn nothing wrong from it
+        TRACKER.describe(self.base_url, job.queue_id, job.model, shape)
         return WaitClock(
             job.queue_id,
             max_wait_seconds=max_wait_seconds,
             policy=poll or self.poll,
             on_progress=on_progress,
             retry=self.retry,
+            shape=shape,
+            api=self.base_url,
         )
+
+    # What the poll schedule learns from ---------------------------------------------
+
+    def _note_queued(self, request: QueueRequest, job: QueuedJob) -> None:
+        """Remember the shape and queue time of a job just queued (for its wait's schedule)."""
+        TRACKER.queued(self.base_url, job.queue_id, JobShape.of(request))
+
+    def _note_retrieved(
+        self, job: QueuedJob, sent: float, result: Processing | VideoSaved | ReadyAtLink
+    ) -> None:
+        """Feed a retrieve answer to the tracker: the job's progress, or its completion."""
+        if isinstance(result, Processing):
+            TRACKER.processing(
+                self.base_url,
+                job.queue_id,
+                job.model,
+                sent,
+                result.execution_duration_ms / 1000,
+                result.average_execution_time_ms / 1000,
+            )
+        else:
+            TRACKER.finished(self.base_url, job.queue_id, job.model, sent)
 
     # Answers --------------------------------------------------------------------
 

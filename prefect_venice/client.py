@@ -30,6 +30,7 @@ from .errors import (
     VeniceError,
     VideoLinkMissingError,
 )
+from .history import JobShape
 from .models import (
     Balance,
     Processing,
@@ -153,10 +154,14 @@ class VeniceClient(BaseVeniceClient):
             self.retry.sleep(self._decide(endpoint, attempt, outcome, queue_id=queue_id))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait_for_slot(self, endpoint: Endpoint) -> None:
+    def _wait_for_slot(self, endpoint: Endpoint, queue_id: str | None = None) -> None:
         # Plain sleep, not the retry policy's: a policy's sleep may take other slots too.
-        while (delay := self._slot_delay(endpoint)) > 0:
-            time.sleep(delay)
+        ticket = object()
+        try:
+            while (delay := self._slot_delay(endpoint, ticket, queue_id)) > 0:
+                time.sleep(delay)
+        finally:
+            self._slot_done(endpoint, ticket)
 
     def _save(
         self,
@@ -202,7 +207,9 @@ class VeniceClient(BaseVeniceClient):
         """
         if validate:
             self.validate(request)
-        return self._job_from(self._call("queue", json=request.to_payload()))
+        job = self._job_from(self._call("queue", json=request.to_payload()))
+        self._note_queued(request, job)
+        return job
 
     def retrieve(
         self, job: QueuedJob, destination: Destination, *, delete_media_on_completion: bool = False
@@ -211,15 +218,20 @@ class VeniceClient(BaseVeniceClient):
         body = self._retrieve_body(job, delete_media_on_completion)
         for attempt in itertools.count():
             outcome: httpx.Response | httpx.HTTPError
-            self._wait_for_slot("retrieve")
+            self._wait_for_slot("retrieve", job.queue_id)
+            sent = time.monotonic()
             try:
                 with self._api.stream("POST", self._path("retrieve"), json=body) as response:
                     self._observe("retrieve", response)
                     if response.is_success:
+                        result: Processing | VideoSaved | ReadyAtLink
                         if self._is_video(response, job.queue_id):
-                            return self._save(response, destination, job.queue_id, "retrieve")
-                        response.read()
-                        return self._status_from(response, job.queue_id)
+                            result = self._save(response, destination, job.queue_id, "retrieve")
+                        else:
+                            response.read()
+                            result = self._status_from(response, job.queue_id)
+                        self._note_retrieved(job, sent, result)
+                        return result
                     response.read()
                     outcome = response
             except httpx.HTTPError as exc:
@@ -237,6 +249,7 @@ class VeniceClient(BaseVeniceClient):
         on_progress: Callable[[Progress], None] | None = None,
         delete_media_on_completion: bool = False,
         poll: PollPolicy | None = None,
+        shape: JobShape | QueueRequest | None = None,
     ) -> VideoSaved:
         """Poll until the MP4 is saved at destination (inline or from the private link).
 
@@ -246,8 +259,14 @@ class VeniceClient(BaseVeniceClient):
         client's own retries, does not end the wait: polling backs off and goes on
         until max_wait_seconds, then WaitTimeoutError names the last error.
         Non-retryable errors (404, 401, ...) end the wait at once.
+
+        Polls follow what earlier jobs of the job's shape took (see
+        prefect_venice.polling); a job this client queued is known by its shape, and
+        `shape` (the QueueRequest, or a JobShape) names it for a job queued elsewhere.
         """
-        clock = self._wait_clock(job, max_wait_seconds, poll, on_progress)
+        clock = self._wait_clock(job, max_wait_seconds, poll, on_progress, shape)
+        if (first := clock.first_delay()) > 0:
+            self.retry.sleep(first)
         while True:
             # The retrieve flag is never sent: it would delete the media before a
             # dropped transfer could be retried. complete() runs once the file is saved.
@@ -473,13 +492,17 @@ class AsyncVeniceClient(BaseVeniceClient):
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _wait_for_slot(self, endpoint: Endpoint) -> None:
+    async def _wait_for_slot(self, endpoint: Endpoint, queue_id: str | None = None) -> None:
         # Plain sleep, not the retry policy's: a policy's sleep may take other slots too.
-        while True:
-            delay = self._slot_delay(endpoint)
-            if delay <= 0:
-                return
-            await asyncio.sleep(delay)
+        ticket = object()
+        try:
+            while True:
+                delay = self._slot_delay(endpoint, ticket, queue_id)
+                if delay <= 0:
+                    return
+                await asyncio.sleep(delay)
+        finally:
+            self._slot_done(endpoint, ticket)
 
     async def _save(
         self,
@@ -527,7 +550,9 @@ class AsyncVeniceClient(BaseVeniceClient):
         """
         if validate:
             await self.validate(request)
-        return self._job_from(await self._call("queue", json=request.to_payload()))
+        job = self._job_from(await self._call("queue", json=request.to_payload()))
+        self._note_queued(request, job)
+        return job
 
     async def retrieve(
         self, job: QueuedJob, destination: Destination, *, delete_media_on_completion: bool = False
@@ -536,15 +561,22 @@ class AsyncVeniceClient(BaseVeniceClient):
         body = self._retrieve_body(job, delete_media_on_completion)
         for attempt in itertools.count():
             outcome: httpx.Response | httpx.HTTPError
-            await self._wait_for_slot("retrieve")
+            await self._wait_for_slot("retrieve", job.queue_id)
+            sent = time.monotonic()
             try:
                 async with self._api.stream("POST", self._path("retrieve"), json=body) as response:
                     self._observe("retrieve", response)
                     if response.is_success:
+                        result: Processing | VideoSaved | ReadyAtLink
                         if self._is_video(response, job.queue_id):
-                            return await self._save(response, destination, job.queue_id, "retrieve")
-                        await response.aread()
-                        return self._status_from(response, job.queue_id)
+                            result = await self._save(
+                                response, destination, job.queue_id, "retrieve"
+                            )
+                        else:
+                            await response.aread()
+                            result = self._status_from(response, job.queue_id)
+                        self._note_retrieved(job, sent, result)
+                        return result
                     await response.aread()
                     outcome = response
             except httpx.HTTPError as exc:
@@ -564,6 +596,7 @@ class AsyncVeniceClient(BaseVeniceClient):
         on_progress: Callable[[Progress], None] | None = None,
         delete_media_on_completion: bool = False,
         poll: PollPolicy | None = None,
+        shape: JobShape | QueueRequest | None = None,
     ) -> VideoSaved:
         """Poll until the MP4 is saved at destination (inline or from the private link).
 
@@ -573,8 +606,14 @@ class AsyncVeniceClient(BaseVeniceClient):
         client's own retries, does not end the wait: polling backs off and goes on
         until max_wait_seconds, then WaitTimeoutError names the last error.
         Non-retryable errors (404, 401, ...) end the wait at once.
+
+        Polls follow what earlier jobs of the job's shape took (see
+        prefect_venice.polling); a job this client queued is known by its shape, and
+        `shape` (the QueueRequest, or a JobShape) names it for a job queued elsewhere.
         """
-        clock = self._wait_clock(job, max_wait_seconds, poll, on_progress)
+        clock = self._wait_clock(job, max_wait_seconds, poll, on_progress, shape)
+        if (first := clock.first_delay()) > 0:
+            await self.retry.async_sleep(first)
         while True:
             # The retrieve flag is never sent: it would delete the media before a
             # dropped transfer could be retried. complete() runs once the file is saved.

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -38,7 +39,7 @@ try:  # POSIX: share the account between processes; elsewhere, between threads o
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PACED_ENDPOINTS", "Pacer", "pacing_dir"]
+__all__ = ["PACED_ENDPOINTS", "Budget", "Frontier", "Pacer", "pacing_dir"]
 
 #: The endpoints Venice limits per key (requests a minute: 40 and 120).
 PACED_ENDPOINTS = ("queue", "retrieve")
@@ -105,6 +106,8 @@ class Pacer:
         self._thread_lock = threading.Lock()
         self._memory = _Account()
         self._handle: IO[str] | None = None
+        self.frontier = Frontier(self)
+        """Ranks this process's waiting calls when the allowance is short."""
 
     @classmethod
     def for_endpoint(cls, api_key: str, base_url: str, endpoint: str) -> Pacer:
@@ -151,6 +154,21 @@ class Pacer:
                 # Spent, and the window's end unknown until an answer arrives.
                 return 0.05
             return min(_MAX_SLEEP, max(0.0, account.reset - now))
+
+    def budget(self) -> Budget | None:
+        """Return what is left of the current window, without taking any of it (None: not known)."""
+        with self._account() as account:
+            now = self.clock()
+            if account.limit is None or account.remaining is None or account.reset is None:
+                return None
+            if now >= account.reset:
+                return None  # a new window whose end is not known yet
+            return Budget(
+                limit=account.limit,
+                remaining=account.remaining,
+                resets_in=account.reset - now,
+                window=account.window,
+            )
 
     def observe(self, headers: Mapping[str, str] | None) -> None:
         """Correct the account from an answer's `x-ratelimit-*` headers (None: no answer came).
@@ -227,6 +245,119 @@ class Pacer:
             return None
         self._handle = os.fdopen(fd, "r+", encoding="utf-8")
         return self._handle
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The state of one window of an endpoint's allowance."""
+
+    limit: int
+    remaining: int
+    resets_in: float
+    """Seconds until the window ends."""
+    window: float | None
+    """The window's length, once two windows were seen."""
+
+
+#: Share of the allowance still due pro rata for the rest of a window that the frontier keeps
+#: back while several calls wait, so that later, likelier calls still find a slot.
+_HOLD_BACK = 0.5
+#: A waiting call not heard from for this long has gone (its task was cancelled).
+_TICKET_TIMEOUT = 10.0
+#: Longest pause of a call that the frontier holds back.
+_MAX_HOLD = 0.25
+
+
+@dataclass
+class _Ticket:
+    priority: float
+    order: int
+    seen: float
+
+
+class Frontier:
+    """Gives an endpoint's slots to this process's waiting calls, likeliest first.
+
+    Every call of a wait (see polling.WaitClock) comes with its priority: how likely
+    its job is to have finished since its last poll. While one call waits, or the
+    allowance is not known (no rate-limit headers, a new window), calls go straight to
+    the pacer as before. While several wait and the window's allowance runs short,
+    the frontier keeps back part of what is left for the rest of the window
+    (`_HOLD_BACK` of its pro-rata share) and lets through the highest priorities
+    first; the others pause briefly and ask again, their priority growing as time
+    passes. The pacing file and its protocol are unchanged: other processes see
+    only the calls made.
+    """
+
+    def __init__(self, pacer: Pacer, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.pacer = pacer
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tickets: dict[object, _Ticket] = {}
+        self._order = 0
+        self._budget: Budget | None = None
+        self._budget_at = -1e9
+        self._longest_window = 0.0
+
+    def delay(self, ticket: object, priority: float) -> float:
+        """Take a slot for the call `ticket` (0) or return how long it should pause first.
+
+        Call `leave(ticket)` once the call is made or abandoned.
+        """
+        now = self.clock()
+        with self._lock:
+            mine = self._tickets.get(ticket)
+            if mine is None:
+                self._order += 1
+                mine = self._tickets[ticket] = _Ticket(priority, self._order, now)
+            mine.priority, mine.seen = priority, now
+            for key in [k for k, t in self._tickets.items() if now - t.seen > _TICKET_TIMEOUT]:
+                del self._tickets[key]
+            waiting = len(self._tickets)
+            rank = sum(
+                1
+                for t in self._tickets.values()
+                if (t.priority, -t.order) > (mine.priority, -mine.order)
+            )
+            hold = 0.0
+            if waiting > 1:
+                budget = self._current_budget(now)
+                if budget is not None:
+                    free, hold = self._free(budget)
+                    if rank >= free:
+                        return min(_MAX_HOLD, hold * (1 + rank - max(free, 0)))
+        delay = self.pacer.reserve()
+        if delay <= 0:
+            with self._lock:
+                self._tickets.pop(ticket, None)
+                if self._budget is not None:
+                    self._budget = _spent(self._budget)
+        return delay
+
+    def leave(self, ticket: object) -> None:
+        """Forget a call that no longer waits."""
+        with self._lock:
+            self._tickets.pop(ticket, None)
+
+    def _current_budget(self, now: float) -> Budget | None:
+        # Read the shared account at most every few milliseconds, not on every ask.
+        if self._budget is None or now - self._budget_at > 0.01:
+            self._budget, self._budget_at = self.pacer.budget(), now
+            if self._budget is not None:
+                self._longest_window = max(self._longest_window, self._budget.resets_in)
+        return self._budget
+
+    def _free(self, budget: Budget) -> tuple[int, float]:
+        """Slots that may go now, and the pause after which one more is released."""
+        window = budget.window or self._longest_window or budget.resets_in
+        share = min(1.0, budget.resets_in / window) if window > 0 else 0.0
+        kept = math.floor(_HOLD_BACK * budget.limit * share)
+        release = window / max(1.0, _HOLD_BACK * budget.limit)
+        return budget.remaining - kept, max(0.001, min(_MAX_HOLD, release))
+
+
+def _spent(budget: Budget) -> Budget:
+    return Budget(budget.limit, max(0, budget.remaining - 1), budget.resets_in, budget.window)
 
 
 _registry_lock = threading.Lock()
