@@ -144,6 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _wait_parser(sub)
     _jobs_parser(sub)
     _limits_parser(sub)
+    _recovery_parser(sub)
     _spend_parser(sub)
     _models_parser(sub)
     return parser
@@ -191,6 +192,30 @@ def _limits_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     limits.add_argument("--queue-name", default="venice-queue")
     limits.add_argument("--retrieve-name", default="venice-retrieve")
     limits.set_defaults(run=_limits)
+
+
+def _recovery_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    recovery = sub.add_parser(
+        "recovery",
+        help="create the automations that recover the runs of a worker that died",
+        description=(
+            "Create (or replace) two Prefect automations on the server PREFECT_API_URL "
+            "names: one marks a flow run tagged venice Crashed when its heartbeats stop "
+            "(its worker or machine died; workers need PREFECT_FLOWS_HEARTBEAT_FREQUENCY, "
+            "e.g. 30), one schedules a crashed run again so that a live worker resumes "
+            "it. With a job journal every worker reaches "
+            "(PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR), the new attempt resumes the job "
+            "already paid for."
+        ),
+    )
+    recovery.add_argument("--tag", default="venice", help="runs watched (default venice)")
+    recovery.add_argument(
+        "--silence", type=float, default=90.0, help="seconds without heartbeat (default 90)"
+    )
+    recovery.add_argument(
+        "--no-retry", action="store_true", help="only mark dead runs Crashed; do not retry"
+    )
+    recovery.set_defaults(run=_recovery)
 
 
 def _models_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -450,6 +475,19 @@ def _limits(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         print(f"export {spec.setting}={spec.name}")
+    return 0
+
+
+def _recovery(args: argparse.Namespace) -> int:
+    # The Prefect layer is imported here only: the rest of the CLI never loads Prefect.
+    from prefect_venice.tasks.recovery import RecoveryPlan, ensure_recovery_automations
+
+    if not math.isfinite(args.silence) or args.silence < 30:
+        raise _UsageError(f"--silence must be at least 30 seconds (got {args.silence}).")
+    plan = RecoveryPlan(tag=args.tag, silence_seconds=args.silence, retry=not args.no_retry)
+    for name in ensure_recovery_automations(plan):
+        print(f"automation: {name}")
+    print("export PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30  # on every worker")
     return 0
 
 

@@ -16,9 +16,10 @@ import time
 
 from prefect_venice.blocks.credentials import VeniceCredentials
 from prefect_venice.client import VeniceClient
+from prefect_venice.models import VideoModel
 from prefect_venice.tasks.pacing import paced_retry_policy
 
-__all__ = ["CLIENT_LIFETIME_SECONDS", "shared_client"]
+__all__ = ["CLIENT_LIFETIME_SECONDS", "shared_client", "video_models"]
 
 CLIENT_LIFETIME_SECONDS = 600.0
 
@@ -46,3 +47,12 @@ def shared_client(credentials: VeniceCredentials, pace_with: str | None = None) 
             client = credentials.get_client(retry=paced_retry_policy(pace_with))
             _clients[cache_key] = client
         return client
+
+
+def video_models(credentials: VeniceCredentials) -> list[VideoModel]:
+    """Return the model catalogue for `credentials`, fetched once per process and lifetime.
+
+    Always through the unpaced shared client, so the clients kept per rate limit do
+    not each fetch it again.
+    """
+    return shared_client(credentials).list_video_models()

@@ -42,7 +42,7 @@ from prefect_venice.models import (
 from prefect_venice.polling import WaitClock
 from prefect_venice.redaction import redact_url
 from prefect_venice.tasks import spend
-from prefect_venice.tasks.clients import shared_client
+from prefect_venice.tasks.clients import shared_client, video_models
 from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.pacing import pace
 from prefect_venice.tasks.progress import ProgressReporter
@@ -52,6 +52,7 @@ from prefect_venice.tasks.retries import retry_if_retryable
 from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.spend import Reservation
 from prefect_venice.tasks.storage import load_writable_file_system, save_to_block
+from prefect_venice.validation import find_model, validate_request
 
 __all__ = [
     "STAGING_DIR_NAME",
@@ -155,7 +156,9 @@ def queue_video(
     # Checked here too (free, against the cached catalogue): the task is public, and
     # a flow that composes it may skip validate_video_request.
     try:
-        client.validate(request)
+        # The catalogue of the process's unpaced client: one fetch per process, whichever
+        # client (paced or not) asks first.
+        validate_request(request, find_model(video_models(credentials), request.model))
     except VeniceError:
         spend.release(reservation)  # nothing will be sent
         raise

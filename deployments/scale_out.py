@@ -1,0 +1,823 @@
+"""Scale out on one machine with local processes: PostgreSQL, a Prefect server, N workers.
+
+    python deployments/scale_out.py up --root .scale-out --workers 3 --emulator
+    python deployments/scale_out.py fire --root .scale-out --runs 60
+    python deployments/scale_out.py down --root .scale-out
+
+The same recipe as `deployments/compose.yaml` (containers) and docs/deployments.md
+("Scaling out"), step by step, each step a command a user would type:
+
+1. **PostgreSQL** (Debian's `postgresql` package): a cluster of its own under the
+   root folder, on loopback, `max_connections` sized for the server's pool.
+2. **Prefect server on it**, its database pool sized
+   (`PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE` / `_MAX_OVERFLOW`), and its lease
+   repossessor run every second so that the window limits free slots on time.
+3. **Work pool** `venice` (process) with a concurrency limit: the runs in flight,
+   which bounds memory and CPU on the workers, not Venice's calls a minute.
+4. **`prefect-venice limits`**: the two window limits that hold all workers together
+   to 40 queue and 120 retrieve calls in any 61 s.
+5. **`prefect-venice recovery`**: the automations that mark a run whose machine died
+   Crashed (no heartbeat for 90 s) and schedule it again, so another worker resumes it.
+6. **The credentials block** `venice` and **`prefect deploy`** of
+   `generate-video/on-demand-pool` from `deployments/prefect.yaml`.
+7. **N workers**, each standing for a machine: its own Prefect home and its own
+   `PREFECT_VENICE_HOME` (pacing), but one **shared folder** for the job journal
+   (`PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR`), result storage and videos, so that a
+   run retried on another worker finds the job it paid for.
+
+`--emulator` also starts the Venice emulator with its real per-minute limits (jobs
+sped up by `--time-scale`) and points the block at it; without it the block uses
+`VENICE_API_KEY` and the real API. Everything runs as the current user; as root,
+PostgreSQL runs as the `postgres` user (it refuses root) from a folder of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor import (
+    BIN_DIR,
+    DEPLOYMENTS_DIR,
+    EMULATOR_API_KEY,
+    ManagedProcess,
+    StackConfig,
+    StackError,
+    base_environment,
+    choose_port,
+    free_port,
+    is_running,
+    start_process,
+    stop_process,
+    wait_until_answering,
+)
+
+POOL = "venice"
+DEPLOYMENT = "generate-video/on-demand-pool"
+CREDENTIALS_BLOCK = "venice"
+STATE_FILE_NAME = "scale-out.json"
+QUEUE_LIMIT = "venice-queue"
+RETRIEVE_LIMIT = "venice-retrieve"
+
+
+class ScaleOutError(RuntimeError):
+    """A step of the recipe failed; the message names the command or log to read."""
+
+
+@dataclass(frozen=True)
+class ScaleOutConfig:
+    """How the scaled-out stack is built.
+
+    Args:
+        root: Folder of everything the stack writes (logs, homes, the shared folder).
+        workers: Process workers to start, each standing for one machine.
+        worker_limit: Flow runs one worker executes at once (`prefect worker start --limit`).
+        pool_limit: The work pool's concurrency limit; None: workers x worker_limit.
+        db_pool_size: The Prefect server's SQLAlchemy pool (connections kept open).
+        db_max_overflow: Connections the server may open beyond the pool under load.
+        postgres: False runs the server on SQLite (for comparison; one machine only).
+        emulator: Start the Venice emulator and point the block at it.
+        time_scale: The emulator's job speed (0.01: a two-minute job takes 1.2 s).
+        real_time_limits: Keep the emulator's rate-limit windows in real seconds.
+        window_limits: Create the global limits (`prefect-venice limits`) and use them.
+        worker_query_seconds: How often a worker asks the server for runs.
+        heartbeat_seconds: Flow-run heartbeat interval (the zombie automation's input).
+        startup_timeout: Seconds to wait for each service to answer.
+    """
+
+    root: Path
+    workers: int = 3
+    worker_limit: int = 20
+    pool_limit: int | None = None
+    db_pool_size: int = 20
+    db_max_overflow: int = 30
+    postgres: bool = True
+    emulator: bool = False
+    time_scale: float = 0.01
+    real_time_limits: bool = True
+    window_limits: bool = True
+    worker_query_seconds: float = 1.0
+    heartbeat_seconds: int = 30
+    startup_timeout: float = 120.0
+
+    @property
+    def stack(self) -> StackConfig:
+        """The supervisor's view of the root (Prefect home, logs, base environment)."""
+        return StackConfig(root=self.root, time_scale=self.time_scale)
+
+    @property
+    def shared(self) -> Path:
+        """The folder every worker shares: job journal, result storage, videos."""
+        return self.root / "shared"
+
+    @property
+    def journal_dir(self) -> Path:
+        """The shared job journal (PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR)."""
+        return self.shared / "jobs"
+
+    @property
+    def videos(self) -> Path:
+        """Where the runs fired by `fire` save their videos."""
+        return self.shared / "videos"
+
+    @property
+    def state_file(self) -> Path:
+        """The JSON record of the running stack."""
+        return self.root / STATE_FILE_NAME
+
+    def machine(self, index: int) -> Path:
+        """The private folder of worker `index` (its Prefect home, pacing state)."""
+        return self.root / f"machine-{index}"
+
+    @property
+    def effective_pool_limit(self) -> int:
+        """The work pool's concurrency limit actually set."""
+        return self.pool_limit if self.pool_limit is not None else self.workers * self.worker_limit
+
+
+@dataclass
+class ScaleOutStack:
+    """A running scaled-out stack: URLs, processes, and what a client needs."""
+
+    api_url: str
+    ui_url: str
+    database_url_redacted: str
+    emulator_url: str | None
+    emulator_origin: str | None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    pg_data: str | None = None
+    workers: list[str] = field(default_factory=list)
+
+    def process(self, name: str) -> ManagedProcess:
+        """Return the recorded process called `name`."""
+        for process in self.processes:
+            if process.name == name:
+                return process
+        raise KeyError(name)
+
+
+# PostgreSQL ---------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """Return the folder of PostgreSQL's server programs (initdb, postgres), or None."""
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _as_postgres_user() -> list[str]:
+    """Prefix for PostgreSQL's programs: they refuse to run as root."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def _pg_folder(config: ScaleOutConfig) -> Path:
+    """The cluster's folder: under the root, or (as root) one the postgres user can reach."""
+    if os.geteuid() != 0:
+        return config.root / "postgres"
+    digest = hashlib.sha256(str(config.root.resolve()).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"prefect-venice-pg-{digest}"  # noqa: S108 (owned by postgres, 0700)
+
+
+def _run(argv: Sequence[str], env: dict[str, str] | None = None, what: str = "") -> str:
+    done = subprocess.run(  # noqa: S603 (our own argv)
+        list(argv), env=env, capture_output=True, text=True, check=False, timeout=300
+    )
+    if done.returncode != 0:
+        raise ScaleOutError(
+            f"{what or argv[0]} failed ({done.returncode}): {(done.stderr or done.stdout)[-1500:]}"
+        )
+    return done.stdout
+
+
+def start_postgres(config: ScaleOutConfig, port: int) -> tuple[ManagedProcess, str, str, Path]:
+    """Create (once) and start a PostgreSQL cluster on 127.0.0.1:`port`.
+
+    Returns the process, the server's connection URL, the same URL with the password
+    hidden, and the cluster's folder.
+    """
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        raise ScaleOutError(
+            "PostgreSQL's server programs are not installed (Debian: apt-get install postgresql)."
+        )
+    folder = _pg_folder(config)
+    data = folder / "data"
+    password_file = config.root / "postgres-password"
+    prefix = _as_postgres_user()
+    if not (data / "PG_VERSION").exists():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(18)
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+        pwfile = folder / "pwfile"
+        pwfile.write_text(password + "\n")
+        if prefix:
+            shutil.chown(folder, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        _run(
+            [
+                *prefix,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "prefect",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+            ],
+            what="initdb",
+        )
+        pwfile.unlink()
+    password = password_file.read_text().strip()
+    connections = 2 * (config.db_pool_size + config.db_max_overflow) + 20
+    argv = [
+        *prefix,
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={folder}",
+        "-c",
+        f"max_connections={connections}",
+    ]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    process = start_process("postgres", argv, env, config.stack)
+    url = f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{port}/prefect"
+    redacted = f"postgresql+asyncpg://prefect:***@127.0.0.1:{port}/prefect"
+    client_env = {**env, "PGPASSWORD": password}
+    deadline = time.monotonic() + config.startup_timeout
+    while True:
+        probe = subprocess.run(  # noqa: S603
+            [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect"],
+            capture_output=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            break
+        if not is_running(process) or time.monotonic() > deadline:
+            raise ScaleOutError(f"PostgreSQL did not start; see {process.log}")
+        time.sleep(0.3)
+    exists = _run(
+        [
+            str(bin_dir.parent / "bin" / "psql") if (bin_dir / "psql").exists() else "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "prefect",
+            "-d",
+            "postgres",
+            "-tAc",
+            "SELECT 1 FROM pg_database WHERE datname = 'prefect'",
+        ],
+        env=client_env,
+        what="psql",
+    )
+    if exists.strip() != "1":
+        _run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "prefect",
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE prefect",
+            ],
+            env=client_env,
+            what="CREATE DATABASE",
+        )
+    return process, url, redacted, folder
+
+
+# Prefect server, emulator, workers ------------------------------------------------
+
+
+def server_environment(
+    config: ScaleOutConfig, port: int, database_url: str | None
+) -> dict[str, str]:
+    """The Prefect server's environment: its database, pool sizing, fast lease repossessor."""
+    env = base_environment(config.stack)
+    env.update(
+        PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
+        # Window limits: an expired lease frees its slot within a second, not fifteen.
+        PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
+    )
+    if database_url is not None:
+        env.update(
+            PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
+            PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=str(config.db_pool_size),
+            PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW=str(config.db_max_overflow),
+        )
+    return env
+
+
+def client_environment(config: ScaleOutConfig, api_url: str) -> dict[str, str]:
+    """Environment of a command that talks to the stack's Prefect API (not a worker)."""
+    env = base_environment(config.stack)
+    env.update(PREFECT_API_URL=api_url, COLUMNS="200")
+    return env
+
+
+def worker_environment(config: ScaleOutConfig, api_url: str, index: int) -> dict[str, str]:
+    """A worker's environment: a machine of its own, the shared folder, the global limits."""
+    machine = config.machine(index)
+    env = base_environment(config.stack)
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_HOME=str(machine / "prefect-home"),
+        PREFECT_PROFILES_PATH=str(machine / "prefect-home" / "profiles.toml"),
+        # Pacing state is per machine; the journal, results and videos are shared.
+        PREFECT_VENICE_HOME=str(machine / "venice-home"),
+        PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR=str(config.journal_dir),
+        PREFECT_LOCAL_STORAGE_PATH=str(config.shared / "results"),
+        PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
+        PREFECT_WORKER_QUERY_SECONDS=str(config.worker_query_seconds),
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(config.heartbeat_seconds),
+    )
+    if config.window_limits:
+        env.update(
+            PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT=QUEUE_LIMIT,
+            PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT=RETRIEVE_LIMIT,
+        )
+    return env
+
+
+def _prefect(config: ScaleOutConfig, api_url: str, *args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(  # noqa: S603
+        [str(BIN_DIR / "prefect"), *args],
+        cwd=str(cwd or config.root),
+        env=client_environment(config, api_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ScaleOutError(
+            f"prefect {' '.join(args)} failed: {(done.stdout + done.stderr)[-1500:]}"
+        )
+    return done.stdout
+
+
+def _python(config: ScaleOutConfig, api_url: str, code: str, **extra: str) -> str:
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code],
+        cwd=str(config.root),
+        env={**client_environment(config, api_url), **extra},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ScaleOutError(f"python step failed: {(done.stdout + done.stderr)[-1500:]}")
+    return done.stdout
+
+
+_SAVE_BLOCK = """
+import os
+from prefect_venice.blocks import VeniceCredentials
+kwargs = {"api_key": os.environ["VENICE_API_KEY"]}
+if os.environ.get("VENICE_BASE_URL"):
+    kwargs["base_url"] = os.environ["VENICE_BASE_URL"]
+VeniceCredentials(**kwargs).save(os.environ["BLOCK_NAME"], overwrite=True)
+"""
+
+
+def start_emulator(config: ScaleOutConfig) -> tuple[ManagedProcess, str, str]:
+    """Start the Venice emulator with real per-minute windows; return it, its API URL, origin."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "prefect_venice.emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        EMULATOR_API_KEY,
+        "--time-scale",
+        str(config.time_scale),
+        "--balance",
+        "1000",
+    ]
+    if config.real_time_limits:
+        argv.append("--real-time-limits")
+    process = start_process("emulator", argv, base_environment(config.stack), config.stack)
+    origin = f"http://127.0.0.1:{port}"
+    wait_until_answering(process, f"{origin}/_emulator/ledger", config.startup_timeout)
+    return process, f"{origin}/api/v1", origin
+
+
+def start_worker(config: ScaleOutConfig, api_url: str, index: int) -> ManagedProcess:
+    """Start `prefect worker start --pool venice` as machine `index`."""
+    for folder in (config.machine(index) / "prefect-home", config.machine(index) / "venice-home"):
+        folder.mkdir(parents=True, exist_ok=True)
+    name = f"worker-{index}"
+    argv = [
+        str(BIN_DIR / "prefect"),
+        "worker",
+        "start",
+        "--pool",
+        POOL,
+        "--name",
+        name,
+        "--limit",
+        str(config.worker_limit),
+    ]
+    return start_process(
+        name, argv, worker_environment(config, api_url, index), config.stack, cwd=DEPLOYMENTS_DIR
+    )
+
+
+def up(config: ScaleOutConfig) -> ScaleOutStack:
+    """Bring the whole recipe up (steps 1-7 of the module docstring); return the stack."""
+    for folder in (config.root, config.stack.prefect_home, config.stack.logs, config.videos):
+        folder.mkdir(parents=True, exist_ok=True)
+    config.shared.mkdir(mode=0o700, exist_ok=True)
+    processes: list[ManagedProcess] = []
+    stack: ScaleOutStack | None = None
+    try:
+        database_url: str | None = None
+        redacted = "sqlite"
+        pg_data: str | None = None
+        if config.postgres:
+            pg, database_url, redacted, folder = start_postgres(config, free_port())
+            processes.append(pg)
+            pg_data = str(folder)
+        port = choose_port(0)
+        server = start_process(
+            "prefect-server",
+            [
+                str(BIN_DIR / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            server_environment(config, port, database_url),
+            config.stack,
+        )
+        processes.append(server)
+        api_url = f"http://127.0.0.1:{port}/api"
+        stack = ScaleOutStack(
+            api_url=api_url,
+            ui_url=f"http://127.0.0.1:{port}",
+            database_url_redacted=redacted,
+            emulator_url=None,
+            emulator_origin=None,
+            processes=processes,
+            pg_data=pg_data,
+        )
+        save_state(config, stack)
+        wait_until_answering(server, f"{api_url}/health", config.startup_timeout)
+        if config.emulator:
+            emulator, stack.emulator_url, stack.emulator_origin = start_emulator(config)
+            processes.append(emulator)
+            save_state(config, stack)
+        # 3. The work pool and its concurrency.
+        with contextlib.suppress(ScaleOutError):  # it may exist from an earlier `up`
+            _prefect(config, api_url, "work-pool", "create", POOL, "--type", "process")
+        _prefect(
+            config,
+            api_url,
+            "work-pool",
+            "set-concurrency-limit",
+            POOL,
+            str(config.effective_pool_limit),
+        )
+        # 4 and 5. The window limits and the recovery automations.
+        if config.window_limits:
+            _run(
+                [str(BIN_DIR / "prefect-venice"), "limits"],
+                env=client_environment(config, api_url),
+                what="prefect-venice limits",
+            )
+        _run(
+            [str(BIN_DIR / "prefect-venice"), "recovery"],
+            env=client_environment(config, api_url),
+            what="prefect-venice recovery",
+        )
+        # 6. The credentials block and the deployment.
+        block_env = {"BLOCK_NAME": CREDENTIALS_BLOCK}
+        if stack.emulator_url is not None:
+            block_env.update(VENICE_API_KEY=EMULATOR_API_KEY, VENICE_BASE_URL=stack.emulator_url)
+        elif not os.environ.get("VENICE_API_KEY"):
+            raise ScaleOutError(
+                "Set VENICE_API_KEY (or pass --emulator) for the credentials block."
+            )
+        _python(config, api_url, _SAVE_BLOCK, **block_env)
+        _prefect(
+            config,
+            api_url,
+            "deploy",
+            "--name",
+            "on-demand-pool",
+            "--no-prompt",
+            cwd=DEPLOYMENTS_DIR,
+        )
+        # 7. The workers.
+        for index in range(1, config.workers + 1):
+            worker = start_worker(config, api_url, index)
+            processes.append(worker)
+            stack.workers.append(worker.name)
+        save_state(config, stack)
+        time.sleep(1.0)
+        for name in stack.workers:
+            if not is_running(stack.process(name)):
+                raise ScaleOutError(f"{name} exited at once; see {stack.process(name).log}")
+        return stack
+    except (ScaleOutError, StackError):
+        if stack is None:
+            for process in reversed(processes):
+                stop_process(process)
+        else:
+            down(config)
+        raise
+
+
+# State -------------------------------------------------------------------------------
+
+
+def save_state(config: ScaleOutConfig, stack: ScaleOutStack) -> None:
+    """Record the running stack (no secrets: the database URL is kept redacted)."""
+    config.state_file.write_text(json.dumps(asdict(stack), indent=2) + "\n")
+
+
+def load_state(config: ScaleOutConfig) -> ScaleOutStack | None:
+    """Read the recorded stack, or None."""
+    try:
+        raw = json.loads(config.state_file.read_text())
+        processes = [ManagedProcess(**item) for item in raw.pop("processes")]
+        return ScaleOutStack(**raw, processes=processes)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def down(config: ScaleOutConfig, remove_data: bool = False) -> list[str]:
+    """Stop every recorded process, workers first; optionally remove the database cluster."""
+    stack = load_state(config)
+    if stack is None:
+        return []
+    stopped = [p.name for p in reversed(stack.processes) if stop_process(p)]
+    config.state_file.unlink(missing_ok=True)
+    if remove_data and stack.pg_data and Path(stack.pg_data).name.startswith("prefect-venice-pg"):
+        shutil.rmtree(stack.pg_data, ignore_errors=True)
+    return stopped
+
+
+# Firing runs and reading what Venice saw -------------------------------------------------
+
+
+def fire(
+    config: ScaleOutConfig,
+    stack: ScaleOutStack,
+    runs: int,
+    timeout: float = 900.0,
+    prompt: str = "A lighthouse at dusk, waves below",
+) -> dict[str, Any]:
+    """Create `runs` runs of the on-demand deployment at once, wait for all, and report.
+
+    The report holds each run's final state and worker, the wall time from the first
+    run created to the last run finished, and (with the emulator) the ledger's counts
+    and the request log's peaks per 60 s.
+    """
+    code = _FIRE.replace("__RUNS__", str(runs)).replace("__TIMEOUT__", str(timeout))
+    extra = {"FIRE_PROMPT": prompt, "FIRE_OUTPUT": str(config.videos)}
+    before = stack_cpu(stack)
+    report: dict[str, Any] = json.loads(_python(config, stack.api_url, code, **extra))
+    after = stack_cpu(stack)
+    report["cpu_seconds"] = {
+        name: round(after.get(name, 0.0) - before.get(name, 0.0), 1) for name in after
+    }
+    if stack.emulator_origin is not None:
+        report["venice"] = emulator_report(stack.emulator_origin)
+        report["bound_seconds"] = rate_limit_bound(runs, report["venice"]["longest_job_seconds"])
+        report["ratio_to_bound"] = round(report["wall_seconds"] / report["bound_seconds"], 2)
+    return report
+
+
+_FIRE = r"""
+import asyncio, json, os, time
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+RUNS, TIMEOUT = __RUNS__, __TIMEOUT__
+request = {"prompt": os.environ["FIRE_PROMPT"], "output_dir": os.environ["FIRE_OUTPUT"]}
+
+async def main():
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name("generate-video/on-demand-pool")
+        started = time.time()
+        created = await asyncio.gather(*(
+            client.create_flow_run_from_deployment(
+                deployment.id, parameters={"request": request},
+            )
+            for _ in range(RUNS)
+        ))
+        ids = [run.id for run in created]
+        finished = {}
+        while len(finished) < RUNS and time.time() - started < TIMEOUT:
+            await asyncio.sleep(1.0)
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=RUNS
+            )
+            for run in runs:
+                if run.state is not None and run.state.is_final() and run.id not in finished:
+                    finished[run.id] = (time.time(), run)
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=RUNS
+        )
+        states, workers, ends = {}, {}, []
+        for run in runs:
+            name = run.state.name if run.state is not None else "none"
+            states[name] = states.get(name, 0) + 1
+            worker = None
+            for key, value in (run.labels or {}).items():
+                if key == "prefect.worker.name":
+                    worker = value
+            workers[worker or "unknown"] = workers.get(worker or "unknown", 0) + 1
+            if run.end_time is not None:
+                ends.append(run.end_time.timestamp())
+        last = max((t for t, _ in finished.values()), default=time.time())
+        print(json.dumps({
+            "runs": RUNS,
+            "states": states,
+            "workers": workers,
+            "created_at": started,
+            "wall_seconds": round(last - started, 1),
+        }))
+
+asyncio.run(main())
+"""
+
+
+def session_cpu_seconds(session_id: int) -> float:
+    """CPU seconds used by the processes of one session, and by their reaped children.
+
+    Every stack process is started in a session of its own (its pid is the session
+    id), so this counts a worker together with the flow-run processes it started.
+    Linux only (reads /proc); 0 elsewhere.
+    """
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # After the command: state(0) ppid(1) pgrp(2) session(3) ... utime(11) stime(12)
+        # cutime(13) cstime(14).
+        if int(fields[3]) == session_id:
+            total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
+def stack_cpu(stack: ScaleOutStack) -> dict[str, float]:
+    """CPU seconds so far of each stack process (with its children), by name."""
+    return {process.name: session_cpu_seconds(process.pid) for process in stack.processes}
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 (loopback)
+        return json.loads(answer.read())
+
+
+def emulator_report(origin: str) -> dict[str, Any]:
+    """What the emulator saw: calls, 429s, queue calls per job, and peaks per 60 s."""
+    from prefect_venice.emulator import peak_per_window
+
+    ledger = _get_json(f"{origin}/_emulator/ledger")
+    log = _get_json(f"{origin}/_emulator/requests")
+    requests = log["requests"] if isinstance(log, dict) else log
+    jobs = ledger.get("jobs", {})
+    too_many = sum(1 for entry in requests if entry.get("status") == 429)
+    run_seconds = [float(job.get("run_seconds", 0.0)) for job in jobs.values()]
+    queue_times = sorted(float(e["time"]) for e in requests if e["endpoint"] == "queue")
+    return {
+        "calls": ledger.get("calls", {}),
+        "answers_429": too_many,
+        "jobs": len(jobs),
+        "queue_calls_per_job": sorted({int(job.get("queue_calls", 0)) for job in jobs.values()}),
+        "charged_usd": round(sum(float(job.get("charged_usd", 0.0)) for job in jobs.values()), 4),
+        "peak_queue_per_60s": peak_per_window(requests, "queue"),
+        "peak_retrieve_per_60s": peak_per_window(requests, "retrieve"),
+        "first_queue_call": queue_times[0] if queue_times else None,
+        "last_queue_call": queue_times[-1] if queue_times else None,
+        "longest_job_seconds": round(max(run_seconds, default=0.0), 2),
+        "median_job_seconds": round(statistics.median(run_seconds), 2) if run_seconds else 0.0,
+    }
+
+
+def rate_limit_bound(runs: int, longest_job_seconds: float, per_window: int = 40) -> float:
+    """The least wall time Venice's queue limit allows for `runs` jobs, started together.
+
+    The first `per_window` calls fit the first minute; each further group must wait
+    for another window, 60 s after the one before; the last job then runs.
+    """
+    windows = max(0, (runs - 1) // per_window)
+    return round(60.0 * windows + longest_job_seconds, 1)
+
+
+# Command line ------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> ScaleOutConfig:
+    return ScaleOutConfig(
+        root=Path(args.root).resolve(),
+        workers=getattr(args, "workers", 3),
+        worker_limit=getattr(args, "worker_limit", 20),
+        pool_limit=getattr(args, "pool_limit", None),
+        postgres=not getattr(args, "sqlite", False),
+        emulator=getattr(args, "emulator", False),
+        time_scale=getattr(args, "time_scale", 0.01),
+        window_limits=not getattr(args, "no_limits", False),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line: up, fire, status or down."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up_parser = sub.add_parser("up", help="start PostgreSQL, the server, the workers")
+    up_parser.add_argument("--root", default=".scale-out")
+    up_parser.add_argument("--workers", type=int, default=3)
+    up_parser.add_argument("--worker-limit", type=int, default=20, help="runs per worker")
+    up_parser.add_argument("--pool-limit", type=int, default=None, help="work pool limit")
+    up_parser.add_argument("--sqlite", action="store_true", help="no PostgreSQL (one machine)")
+    up_parser.add_argument("--emulator", action="store_true", help="use the Venice emulator")
+    up_parser.add_argument("--time-scale", type=float, default=0.01)
+    up_parser.add_argument("--no-limits", action="store_true", help="no global limits")
+    fire_parser = sub.add_parser("fire", help="start RUNS on-demand runs at once and report")
+    fire_parser.add_argument("--root", default=".scale-out")
+    fire_parser.add_argument("--runs", type=int, default=60)
+    fire_parser.add_argument("--timeout", type=float, default=900.0)
+    for name in ("status", "down"):
+        command = sub.add_parser(name)
+        command.add_argument("--root", default=".scale-out")
+        if name == "down":
+            command.add_argument("--remove-data", action="store_true")
+    args = parser.parse_args(argv)
+    config = _config(args)
+    if args.command == "up":
+        stack = up(config)
+        print(f"Prefect UI: {stack.ui_url}")
+        print(f"export PREFECT_API_URL={stack.api_url}")
+        print(f"database: {stack.database_url_redacted}; workers: {', '.join(stack.workers)}")
+        return 0
+    stack_or_none = load_state(config)
+    if args.command == "down":
+        stopped = down(config, remove_data=args.remove_data)
+        print("stopped: " + (", ".join(stopped) or "nothing"))
+        return 0
+    if stack_or_none is None:
+        print(f"no stack recorded under {config.root}", file=sys.stderr)
+        return 1
+    if args.command == "status":
+        for process in stack_or_none.processes:
+            print(f"{process.name}: {'running' if is_running(process) else 'stopped'}")
+        return 0
+    print(json.dumps(fire(config, stack_or_none, args.runs, args.timeout), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
