@@ -8,6 +8,7 @@ is asserted.
 
 Benchmarks (names for --only):
   download       a 256 MiB video: streamed client vs `response.content`
+  download_disk  a 1 GiB video: the client's save vs `curl` then `sync` (benchmarks/download.py)
   polling        20 jobs: estimate-driven PollPolicy vs a fixed 5 s interval
   flow_overhead  one video: the generate_video flow vs the bare client
   batch          100 videos: generate_videos vs a hand-written asyncio + httpx script
@@ -29,10 +30,19 @@ from pathlib import Path
 
 # benchmarks/ is this script's folder, so its modules import by their plain names.
 import batch
+import download
 import single
 from common import JSON, write_json
 
-BENCHMARKS = ("download", "polling", "flow_overhead", "batch", "thousand", "real_limits")
+BENCHMARKS = (
+    "download",
+    "download_disk",
+    "polling",
+    "flow_overhead",
+    "batch",
+    "thousand",
+    "real_limits",
+)
 
 
 def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
@@ -41,6 +51,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     runs, mib, repeats = (3, 64, 1) if quick else (5, 256, 3)
     return {
         "download": lambda: single.bench_download(runs, mib),
+        "download_disk": lambda: download.bench_download_disk(runs, 256 if quick else 1024),
         "polling": lambda: single.bench_polling(jobs=20, scale=0.02, repeats=repeats),
         "flow_overhead": lambda: single.bench_flow_overhead(runs=3 if quick else 7),
         "batch": lambda: batch.bench_batch_vs_script(

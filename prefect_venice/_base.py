@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from ._redact import install_log_filter, redact, redact_url, register_secret
-from .download import CHUNK_SIZE, VideoWriter, resolve_destination
+from .download import VideoWriter, resolve_destination
 from .errors import (
     BillingAccessError,
     BillingCursorError,
@@ -242,7 +242,7 @@ class BaseVeniceClient:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
         pacing: bool = True,
     ) -> None:
         key = secret_value(api_key)
@@ -256,6 +256,8 @@ class BaseVeniceClient:
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
         self.chunk_size = chunk_size
+        """Bytes per piece read from a video body; None (the default): pieces as they
+        arrive from the socket, with no re-chunking copy."""
         self._models: list[VideoModel] | None = None
         # GETs this client sent per private link, keyed by a digest of the link (a link
         # allows only a few; a 429 after some of them means it is used up).

@@ -23,7 +23,6 @@ from ._base import (
     BaseVeniceClient,
     UsageWalk,
 )
-from .download import CHUNK_SIZE
 from .errors import (
     BadRequestError,
     NotFoundError,
@@ -89,7 +88,7 @@ class VeniceClient(BaseVeniceClient):
         poll: PollPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         link_transport: httpx.BaseTransport | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
         pacing: bool = True,
     ) -> None:
         super().__init__(
@@ -423,7 +422,7 @@ class AsyncVeniceClient(BaseVeniceClient):
         poll: PollPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         link_transport: httpx.AsyncBaseTransport | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
         pacing: bool = True,
     ) -> None:
         super().__init__(
@@ -511,11 +510,11 @@ class AsyncVeniceClient(BaseVeniceClient):
         queue_id: str | None,
         source: Literal["retrieve", "link"],
     ) -> VideoSaved:
-        # Local file writes stay blocking: one 64 KiB write to a local disk is far
-        # cheaper than a thread hop per chunk.
+        # A small video is written inline (a write to a local disk is cheaper than a
+        # thread hop); a large one by the writer's thread, awaited off the loop.
         with self._writer(response, destination, queue_id, source) as writer:
             async for chunk in response.aiter_bytes(self.chunk_size):
-                writer.write(chunk)
+                await writer.awrite(chunk)
             return writer.commit()
 
     # Models and validation --------------------------------------------------------
@@ -720,7 +719,7 @@ class AsyncVeniceClient(BaseVeniceClient):
                         plan = transfer.on_answer(response)
                         if plan == "body":
                             async for chunk in response.aiter_bytes(self.chunk_size):
-                                writer.write(chunk)
+                                await writer.awrite(chunk)
                         elif plan == "error":
                             await response.aread()
                         outcome = response
