@@ -31,6 +31,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -61,8 +62,8 @@ LINK_MODES = ("link_client", "link_curl_sync")
 
 
 @contextmanager
-def emulator_process(video_bytes: int, home: Path) -> Iterator[tuple[str, str]]:
-    """Run `python -m prefect_venice.emulator` on free ports; yield (API base URL, link origin)."""
+def emulator_process(video_bytes: int, home: Path) -> Iterator[tuple[str, int]]:
+    """Run `python -m prefect_venice.emulator` on a free port; yield (API base URL, its pid)."""
     command = [
         sys.executable,
         "-m",
@@ -91,7 +92,7 @@ def emulator_process(video_bytes: int, home: Path) -> Iterator[tuple[str, str]]:
                 break
         if "Venice emulator API" not in found:
             raise RuntimeError(f"the emulator did not start: {found}")
-        yield found["Venice emulator API"], found["Private-link origin"]
+        yield found["Venice emulator API"], process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -126,6 +127,20 @@ def queue_jobs(base_url: str) -> tuple[JSON, JSON]:
     return public, private
 
 
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far, from /proc (0.0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- one method, once ---------------------------------------------------------------------
 
 
@@ -158,6 +173,7 @@ def run_curl(mode: str, spec: JSON, destination: Path) -> JSON:
     """Time one curl method from outside (curl's own start-up included, a few ms)."""
     link = mode.startswith("link_")
     output = "/dev/null" if mode == "curl_null" else str(destination)
+    cpu = _children_cpu()
     started = time.perf_counter()
     subprocess.run(_curl(spec, output, link=link), check=True)
     fetched = time.perf_counter()
@@ -166,9 +182,14 @@ def run_curl(mode: str, spec: JSON, destination: Path) -> JSON:
     elif mode == "curl_syncfile":
         subprocess.run(["sync", str(destination)], check=True)
     finished = time.perf_counter()
+    cpu = _children_cpu() - cpu
     if output != "/dev/null" and destination.stat().st_size != spec["video_bytes"]:
         raise RuntimeError(f"{mode} wrote {destination.stat().st_size} bytes")
-    return {"seconds": finished - started, "transfer_seconds": fetched - started}
+    return {
+        "seconds": finished - started,
+        "transfer_seconds": fetched - started,
+        "cpu_seconds": cpu,
+    }
 
 
 def run_client(mode: str, spec: JSON, destination: Path, env: dict[str, str]) -> JSON:
@@ -190,6 +211,11 @@ def run_client(mode: str, spec: JSON, destination: Path, env: dict[str, str]) ->
     return result
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(mode: str, spec: JSON) -> JSON:
     """In a fresh process: one save by the client, timed around the call alone."""
     from prefect_venice import AsyncVeniceClient, QueuedJob, VeniceClient
@@ -203,16 +229,17 @@ def child(mode: str, spec: JSON) -> JSON:
 
         async def save() -> JSON:
             async with AsyncVeniceClient(API_KEY, base_url=spec["base_url"]) as client:
-                baseline = max_rss_mib()
+                baseline, cpu = max_rss_mib(), _own_cpu()
                 started = time.perf_counter()
                 saved = await client.retrieve(job, destination)
                 seconds = time.perf_counter() - started
-                return {"seconds": seconds, "baseline": baseline, "saved": saved}
+                cpu = _own_cpu() - cpu
+                return {"seconds": seconds, "cpu": cpu, "baseline": baseline, "saved": saved}
 
         out = asyncio.run(save())
     else:
         with VeniceClient(API_KEY, base_url=spec["base_url"]) as client:
-            baseline = max_rss_mib()
+            baseline, cpu = max_rss_mib(), _own_cpu()
             started = time.perf_counter()
             result: VideoSaved | Processing | ReadyAtLink
             if mode == "link_client":
@@ -220,12 +247,15 @@ def child(mode: str, spec: JSON) -> JSON:
                 result = client.download(job.download_url, destination, queue_id=job.queue_id)
             else:
                 result = client.retrieve(job, destination)
-            out = {"seconds": time.perf_counter() - started, "baseline": baseline, "saved": result}
+            seconds = time.perf_counter() - started
+            cpu = _own_cpu() - cpu
+            out = {"seconds": seconds, "cpu": cpu, "baseline": baseline, "saved": result}
     saved = out["saved"]
     if not isinstance(saved, VideoSaved):
         raise RuntimeError(f"not saved: {saved!r}")
     return {
         "seconds": out["seconds"],
+        "cpu_seconds": out["cpu"],
         "rss_growth_mib": max(0.0, max_rss_mib() - out["baseline"]),
         "size_bytes": saved.size_bytes,
         "sha256": saved.sha256,
@@ -253,6 +283,8 @@ def _summary(rows: list[JSON], video_mib: int) -> JSON:
     if "rss_growth_mib" in rows[0]:
         out["median_rss_growth_mib"] = round(median([r["rss_growth_mib"] for r in rows]), 1)
         out["max_rss_growth_mib"] = round(max(r["rss_growth_mib"] for r in rows), 1)
+    out["median_cpu_seconds"] = round(median([r["cpu_seconds"] for r in rows]), 2)
+    out["median_emulator_cpu_seconds"] = round(median([r["emulator_cpu_seconds"] for r in rows]), 2)
     if "transfer_seconds" in rows[0]:
         out["median_transfer_seconds"] = round(median([r["transfer_seconds"] for r in rows]), 3)
     return out
@@ -284,7 +316,7 @@ def bench_download_disk(runs: int = 5, video_mib: int = 1024, *, link: bool = Tr
     destination = home / "video.mp4"
     load_before = os.getloadavg()
     try:
-        with emulator_process(video_bytes, home) as (base_url, _link_origin):
+        with emulator_process(video_bytes, home) as (base_url, emulator_pid):
             public, private = queue_jobs(base_url)
             spec: JSON = {
                 "base_url": base_url,
@@ -311,10 +343,12 @@ def bench_download_disk(runs: int = 5, video_mib: int = 1024, *, link: bool = Tr
                 for mode in modes[shift:] + modes[:shift]:
                     chosen = link_spec if mode.startswith("link_") else spec
                     _sync()  # nobody's dirty pages are left for the timed method to flush
+                    served = cpu_of(emulator_pid)
                     if mode.startswith("curl") or mode == "link_curl_sync":
                         row = run_curl(mode, chosen, destination)
                     else:
                         row = run_client(mode, chosen, destination, env)
+                    row["emulator_cpu_seconds"] = cpu_of(emulator_pid) - served
                     destination.unlink(missing_ok=True)
                     results[mode].append(row)
                 loads.append(os.getloadavg()[0])

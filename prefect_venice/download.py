@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import mmap
 import os
 import queue
 import sys
@@ -55,6 +56,7 @@ WRITEBACK_STEP = 8 << 20
 the file, so the final fsync finds little left to do (see VideoWriter)."""
 
 _HINT_WRITEBACK = sys.platform.startswith("linux") and hasattr(os, "posix_fadvise")
+_PAGE = mmap.PAGESIZE
 
 
 def resolve_destination(destination: str | os.PathLike[str], queue_id: str) -> Path:
@@ -226,12 +228,16 @@ class VideoWriter:
     def _start_writeback(self, fd: int) -> None:
         # DONTNEED on dirty pages starts their writeback (WB_SYNC_NONE, no waiting) and
         # evicts only pages already clean: the data is safe either way, and commit's
-        # fsync still waits for all of it.
+        # fsync still waits for all of it. The stretch ends on a page boundary, so the
+        # next write never lands in a page that is being written back.
+        end = self._written - self._written % _PAGE
+        if end <= self._hinted:
+            return
         try:
-            os.posix_fadvise(fd, self._hinted, self._written - self._hinted, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(fd, self._hinted, end - self._hinted, os.POSIX_FADV_DONTNEED)
         except OSError:  # pragma: no cover - a file system that refuses the advice
             self._hints = False
-        self._hinted = self._written
+        self._hinted = end
 
     def _drain(self) -> None:
         """Hand over the last gathered pieces and wait until the thread wrote everything."""
