@@ -9,7 +9,7 @@ is asserted.
 Benchmarks (names for --only):
   download       a 256 MiB video: streamed client vs `response.content`
   download_disk  a 1 GiB video: the client's save vs `curl` then `sync` (benchmarks/download.py)
-  polling        20 jobs: estimate-driven PollPolicy vs a fixed 5 s interval
+  polling        48 jobs, cold then warm: fixed 5 s loop vs estimate vs history schedule
   flow_overhead  one video: the generate_video flow vs the bare client
   batch          100 videos: generate_videos vs a hand-written asyncio + httpx script
   thousand       1,000 videos in one generate_videos run
@@ -31,6 +31,7 @@ from pathlib import Path
 # benchmarks/ is this script's folder, so its modules import by their plain names.
 import batch
 import download
+import polling
 import single
 from common import JSON, write_json
 
@@ -52,7 +53,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     return {
         "download": lambda: single.bench_download(runs, mib),
         "download_disk": lambda: download.bench_download_disk(runs, 256 if quick else 1024),
-        "polling": lambda: single.bench_polling(jobs=20, scale=0.02, repeats=repeats),
+        "polling": lambda: polling.bench_polling_batch(scale=0.05, repeats=repeats),
         "flow_overhead": lambda: single.bench_flow_overhead(runs=3 if quick else 7),
         "batch": lambda: batch.bench_batch_vs_script(
             videos=args.batch_videos, scale=0.01, repeats=1 if quick else 3, staging_guard=guard

@@ -1,8 +1,10 @@
-"""The first three benchmarks: one large download, polling a batch, Prefect's cost per video."""
+"""Two of the first three benchmarks: one large download and Prefect's cost per video.
+
+The second, polling a batch, is in benchmarks/polling.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -16,7 +18,7 @@ from pathlib import Path
 import httpx
 from common import MIB, REQUEST, RUN_PY, max_rss_mib
 
-from prefect_venice import AsyncVeniceClient, PollPolicy, VeniceClient
+from prefect_venice import PollPolicy, VeniceClient
 from prefect_venice.emulator import Emulator, EmulatorConfig
 
 # --- 1. Saving a large video: streamed client vs `response.content` ------------------------
@@ -82,66 +84,7 @@ def bench_download(runs: int, video_mib: int) -> dict[str, object]:
     return summary
 
 
-# --- 2. Polling a batch: estimate-driven schedule vs a fixed 5 s interval ------------------
-
-
-async def _poll_batch(policy: str, jobs: int, scale: float, seed: int) -> dict[str, float]:
-    config = EmulatorConfig(time_scale=scale, seed=seed, rate_limits_enabled=False)
-    with Emulator(config) as emu, tempfile.TemporaryDirectory() as tmp:
-        async with AsyncVeniceClient(emu.api_key, base_url=emu.base_url) as client:
-            queued = [await client.queue(REQUEST) for _ in range(jobs)]
-            started = time.perf_counter()
-            if policy == "adaptive":
-                # The default policy with its real-time bounds shrunk by the same time scale.
-                poll = PollPolicy(
-                    min_interval=3.0 * scale, max_interval=30.0 * scale, first_interval=5.0 * scale
-                )
-            else:
-                # A fixed interval: min == max, no jitter (the guide's "every 5 seconds").
-                poll = PollPolicy(
-                    min_interval=5.0 * scale,
-                    max_interval=5.0 * scale,
-                    first_interval=5.0 * scale,
-                    jitter=0.0,
-                )
-            done_at: list[float] = []
-
-            async def one(index: int) -> None:
-                await client.wait_for_video(queued[index], Path(tmp) / f"{index}.mp4", poll=poll)
-                done_at.append(time.perf_counter() - started)
-
-            await asyncio.gather(*(one(i) for i in range(jobs)))
-        ledger = emu.ledger()
-    wall = max(done_at)
-    return {
-        "retrieve_calls_per_job": ledger["calls"]["retrieve"] / jobs,
-        "mean_emulated_seconds_to_saved": statistics.mean(done_at) / scale,
-        "batch_emulated_seconds": wall / scale,
-        # Against Venice's 120 retrieve requests per minute per key.
-        "retrieve_calls_per_emulated_minute": ledger["calls"]["retrieve"] / (wall / scale) * 60,
-    }
-
-
-def bench_polling(jobs: int, scale: float, repeats: int) -> dict[str, object]:
-    """Same seeds, so both policies wait on jobs of identical durations."""
-    rows: dict[str, list[dict[str, float]]] = {"adaptive": [], "fixed_5s": []}
-    for seed in range(repeats):
-        for policy in rows:
-            rows[policy].append(asyncio.run(_poll_batch(policy, jobs, scale, seed)))
-    summary: dict[str, object] = {"jobs": jobs, "time_scale": scale, "repeats": repeats}
-    for policy, results in rows.items():
-        summary[policy] = {
-            key: round(statistics.median(r[key] for r in results), 2) for key in results[0]
-        }
-    adaptive, fixed = summary["adaptive"], summary["fixed_5s"]
-    assert isinstance(adaptive, dict) and isinstance(fixed, dict)
-    summary["calls_ratio_fixed_over_adaptive"] = round(
-        fixed["retrieve_calls_per_job"] / adaptive["retrieve_calls_per_job"], 2
-    )
-    summary["extra_latency_emulated_seconds"] = round(
-        adaptive["mean_emulated_seconds_to_saved"] - fixed["mean_emulated_seconds_to_saved"], 1
-    )
-    return summary
+# --- 2. Polling a batch: in benchmarks/polling.py (loop vs estimate vs history, cold and warm) --
 
 
 # --- 3. One video through the generate_video flow vs the bare client -----------------------

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,6 +65,8 @@ _MAX_BRACKET = 0.5
 #: Attempts (and the pause between them) to take the file's lock before giving up.
 _LOCK_ATTEMPTS = 10
 _LOCK_PAUSE = 0.002
+#: A job not polled for this long is no longer waited on (for `JobTracker.running`).
+_STALE = 300.0
 #: Seconds between two looks at the file for other processes' completions.
 _RECHECK = 0.5
 
@@ -291,6 +293,7 @@ class TrackedJob:
     priority: Callable[[float], float] | None = None
     """Given a monotonic time, how likely the job is to have finished since its last poll."""
     done: bool = False
+    _key: tuple[JobShape, str] | None = field(default=None, repr=False)
 
     def execution_seconds(self, now: float) -> float | None:
         """Return the job's execution time at monotonic `now`, as best known."""
@@ -303,7 +306,11 @@ class TrackedJob:
 
     def history_key(self) -> str | None:
         """Return the key of the job's shape in the history, if its shape is known."""
-        return self.shape.key(self.api) if self.shape is not None else None
+        if self.shape is None:
+            return None
+        if self._key is None or self._key[0] != self.shape:
+            self._key = (self.shape, self.shape.key(self.api))
+        return self._key[1]
 
 
 class JobTracker:
@@ -365,6 +372,21 @@ class JobTracker:
         if key is not None and anchor is not None:
             last_sent, lower = anchor
             shared_history().record(key, lower, lower + max(0.0, sent - last_sent))
+
+    def running(self, key: str, now: float) -> list[float]:
+        """Return the execution times at `now` of polled jobs of this shape key still running."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        times = []
+        for job in jobs:
+            if job.done or job.anchor is None or job.history_key() != key:
+                continue
+            if now - job.anchor[0] > _STALE:
+                continue  # its wait ended without seeing it done (a timeout, an error)
+            seconds = job.execution_seconds(now)
+            if seconds is not None:
+                times.append(seconds)
+        return times
 
     def last_estimate(self, api: str, model: str) -> float | None:
         """Venice's last estimate for this model seen by this process, in seconds."""

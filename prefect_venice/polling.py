@@ -49,7 +49,7 @@ __all__ = ["CompletionModel", "PollPolicy", "WaitClock"]
 #: no history of the shape, completions are assumed to spread over 0.5x-1.5x of it.
 _PRIOR = ((0.5, 0.0), (1.0, 0.8), (1.5, 1.0))
 #: Points of the distribution at which the lag target is checked (equal probability).
-_CALIBRATION_POINTS = 64
+_CALIBRATION_POINTS = 32
 
 
 class CompletionModel:
@@ -66,7 +66,9 @@ class CompletionModel:
         self.probs = probs
 
     @classmethod
-    def from_samples(cls, samples: Sequence[float]) -> CompletionModel:
+    def from_samples(
+        cls, samples: Sequence[float], running: Sequence[float] = ()
+    ) -> CompletionModel:
         """Build the empirical distribution of observed completion times, smoothed a little.
 
         The CDF runs through every k-th sorted sample x_i at probability (i + 0.5)/n
@@ -74,22 +76,38 @@ class CompletionModel:
         samples rather than following each gap), and starts and ends one average gap
         beyond the smallest and the largest sample: a sample of n rarely holds the
         true extremes.
+
+        `running` are the execution times of jobs of the shape still running past the
+        largest sample (right-censored: a batch's fastest jobs finish first, and a
+        history of only those would end too early). Each takes 1/(n + m) of the
+        probability (the product-limit estimate), spread past the largest sample up
+        to beyond the longest of them.
         """
         xs = sorted(float(x) for x in samples if x > 0)
         if not xs:
             raise ValueError("no positive samples")
         n = len(xs)
+        late = sorted(float(e) for e in running if e > xs[-1])
+        scale = n / (n + len(late))
         gap = (xs[-1] - xs[0]) / (n - 1) if n > 1 else 0.0
         gap = max(gap, 0.02 * xs[-1], 1e-3)
         step = max(1, round(math.sqrt(n) / 2))
         knots: list[tuple[float, float]] = [(max(0.0, xs[0] - gap), 0.0)]
         for i in range(step // 2, n, step):
-            x, p = xs[i], (i + 0.5) / n
+            x, p = xs[i], scale * (i + 0.5) / n
             if x <= knots[-1][0]:
                 knots[-1] = (knots[-1][0], max(knots[-1][1], p) if len(knots) > 1 else 0.0)
             else:
                 knots.append((x, p))
-        knots.append((xs[-1] + gap, 1.0))
+        if late:
+            spread = max(gap, 0.25 * (xs[-1] - xs[0]))
+            knots.append((xs[-1] + gap, scale))
+            if late[-1] + spread > knots[-1][0]:
+                knots.append((late[-1] + spread, 1.0))
+            else:
+                knots[-1] = (knots[-1][0], 1.0)
+        else:
+            knots.append((xs[-1] + gap, 1.0))
         return cls(knots)
 
     @classmethod
@@ -156,7 +174,7 @@ class CompletionModel:
             s = end
         else:
             lo, hi = 0.0, end
-            for _ in range(32):
+            for _ in range(24):
                 mid = (lo + hi) / 2
                 if mid * self.chance_done(t, t + mid) < target:
                     lo = mid
@@ -193,8 +211,8 @@ class CompletionModel:
         def exact_share(cost: float) -> float:
             return self.share_within(self.poll_times(cost, min_interval, max_interval), target_lag)
 
-        guess = _bisect_log(approximate_share, 1e-9, max(1.0, self.upper) * 1e3, 60)
-        return _bisect_log(exact_share, guess / 8, guess * 8, 16)
+        guess = _bisect_log(approximate_share, 1e-9, max(1.0, self.upper) * 1e3, 32)
+        return _bisect_log(exact_share, guess / 4, guess * 4, 8)
 
     def poll_times(self, cost: float, min_interval: float, max_interval: float) -> list[float]:
         """Return the execution times of the polls, from 0 to the distribution's end."""
@@ -298,10 +316,28 @@ class PollPolicy:
             history = shared_history()
             samples = history.samples(key)
             if len(samples) >= max(1, self.min_history):
-                return _cached(
-                    ("history", key, history.version, len(samples), *limits),
+                # Jobs of the shape this process sees running past every completion so
+                # far (their times rounded, so the model is rebuilt only now and then).
+                step = max(self.min_interval, 0.05 * max(samples))
+                late = tuple(
+                    math.ceil(e / step) * step
+                    for e in TRACKER.running(key, TRACKER.clock())
+                    if e > max(samples)
+                )
+                base = _cached(
+                    ("history", key, hash(tuple(samples)), *limits),
                     lambda: CompletionModel.from_samples(samples),
                     limits,
+                )
+                if not late:
+                    return base
+                # The censored tail moves with every poll: keep the base's lag cost
+                # rather than calibrating again each time.
+                return _cached(
+                    ("history", key, hash(tuple(samples)), late, *limits),
+                    lambda: CompletionModel.from_samples(samples, late),
+                    limits,
+                    cost=base[1],
                 )
         estimate = estimate_seconds
         if estimate is None and job is not None:
@@ -333,13 +369,14 @@ def _cached(
     key: tuple[object, ...],
     build: Callable[[], CompletionModel],
     limits: tuple[float, float, float],
+    cost: float | None = None,
 ) -> tuple[CompletionModel, float]:
     with _cache_lock:
         found = _cache.get(key)
     if found is not None:
         return found
     model = build()
-    result = (model, model.lag_cost(*limits))
+    result = (model, cost if cost is not None else model.lag_cost(*limits))
     with _cache_lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()
