@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import re
+import ssl
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
@@ -65,6 +67,28 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.venice.ai/api/v1"
+
+_ssl_lock = threading.Lock()
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """Return this process's TLS context for Venice, built once (httpx's default trust).
+
+    httpx builds a context, loading the whole CA bundle, for every client it makes:
+    about 37 ms of CPU each, twice per VeniceClient. Every client of the process
+    shares this one instead; as in httpx, SSL_CERT_FILE or SSL_CERT_DIR replace
+    certifi's bundle.
+    """
+    key = (os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    with _ssl_lock:
+        context = _ssl_contexts.get(key)
+        if context is None:
+            context = httpx.create_ssl_context()
+            _ssl_contexts[key] = context
+        return context
+
+
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "prefect-venice/0.1"
 

@@ -22,6 +22,7 @@ from ._base import (
     USAGE_HISTORY_PATH,
     BaseVeniceClient,
     UsageWalk,
+    shared_ssl_context,
 )
 from .errors import (
     BadRequestError,
@@ -105,12 +106,14 @@ class VeniceClient(BaseVeniceClient):
             headers=self._api_headers(),
             timeout=self.timeout,
             transport=transport,
+            verify=shared_ssl_context(),
         )
         self._links = httpx.Client(
             headers=self._link_headers(),
             timeout=self.timeout,
             transport=link_transport,
             follow_redirects=True,
+            verify=shared_ssl_context(),
         )
 
     def __enter__(self) -> VeniceClient:
@@ -439,12 +442,14 @@ class AsyncVeniceClient(BaseVeniceClient):
             headers=self._api_headers(),
             timeout=self.timeout,
             transport=transport,
+            verify=shared_ssl_context(),
         )
         self._links = httpx.AsyncClient(
             headers=self._link_headers(),
             timeout=self.timeout,
             transport=link_transport,
             follow_redirects=True,
+            verify=shared_ssl_context(),
         )
 
     async def __aenter__(self) -> AsyncVeniceClient:
