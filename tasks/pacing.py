@@ -20,9 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.concurrency.sync import rate_limit
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL
 
 from prefect_venice.errors import InvalidRequestError
 from prefect_venice.retry import RetryPolicy
@@ -115,6 +116,26 @@ def ensure_rate_limits(specs: list[RateLimitSpec]) -> None:
             )
 
 
+_client_lock = threading.Lock()
+_clients: dict[str, SyncPrefectClient] = {}
+
+
+def _prefect_client() -> SyncPrefectClient:
+    """Return the process's Prefect API client for pacing, kept open (one per API URL).
+
+    Every Venice call may take a slot: a new client each time would load the CA
+    bundle and open a connection each time (tens of ms of CPU per poll).
+    """
+    url = str(PREFECT_API_URL.value() or "")
+    with _client_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = get_client(sync_client=True)
+            client.__enter__()
+            _clients[url] = client
+        return client
+
+
 #: How long a process trusts what it read of a limit's kind before reading it again.
 _KIND_TTL_SECONDS = 60.0
 _kinds: dict[str, tuple[LimitKind, float]] = {}
@@ -132,14 +153,14 @@ def limit_kind(limit_name: str) -> LimitKind:
         known = _kinds.get(limit_name)
     if known is not None and now - known[1] < _KIND_TTL_SECONDS:
         return known[0]
-    with get_client(sync_client=True) as client:
-        try:
-            limit = client.read_global_concurrency_limit_by_name(limit_name)
-        except ObjectNotFound:
-            raise InvalidRequestError(
-                f"The global concurrency limit {limit_name!r} does not exist; create it with "
-                "`prefect-venice limits` or unset the setting that names it."
-            ) from None
+    client = _prefect_client()
+    try:
+        limit = client.read_global_concurrency_limit_by_name(limit_name)
+    except ObjectNotFound:
+        raise InvalidRequestError(
+            f"The global concurrency limit {limit_name!r} does not exist; create it with "
+            "`prefect-venice limits` or unset the setting that names it."
+        ) from None
     kind: LimitKind = "rate" if limit.slot_decay_per_second else "window"
     with _kinds_lock:
         _kinds[limit_name] = (kind, now)
@@ -154,25 +175,25 @@ def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECOND
     the server answers 423 with a Retry-After; waiters sleep that long (at most 2 s,
     with jitter, so a freed slot is taken within about a second).
     """
-    with get_client(sync_client=True) as client:
-        while True:
+    client = _prefect_client()
+    while True:
+        try:
+            client.increment_concurrency_slots_with_lease(
+                names=[limit_name],
+                slots=1,
+                mode="concurrency",
+                lease_duration=lease_seconds,
+            )
+            return
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 423:
+                raise
             try:
-                client.increment_concurrency_slots_with_lease(
-                    names=[limit_name],
-                    slots=1,
-                    mode="concurrency",
-                    lease_duration=lease_seconds,
-                )
-                return
-            except PrefectHTTPStatusError as exc:
-                if exc.response.status_code != 423:
-                    raise
-                try:
-                    hint = float(exc.response.headers.get("Retry-After", "1"))
-                except ValueError:
-                    hint = 1.0
-                delay = min(max(hint, 0.25), 2.0)
-                time.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secret
+                hint = float(exc.response.headers.get("Retry-After", "1"))
+            except ValueError:
+                hint = 1.0
+            delay = min(max(hint, 0.25), 2.0)
+            time.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secret
 
 
 def pace(limit_name: str | None) -> None:
