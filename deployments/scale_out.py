@@ -40,6 +40,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -606,6 +607,37 @@ def down(config: ScaleOutConfig, remove_data: bool = False) -> list[str]:
 # Firing runs and reading what Venice saw -------------------------------------------------
 
 
+def create_runs(
+    config: ScaleOutConfig,
+    stack: ScaleOutStack,
+    runs: int,
+    prompt: str = "A lighthouse at dusk, waves below",
+) -> tuple[list[str], float]:
+    """Create `runs` runs of the on-demand deployment at once; return their ids and the time."""
+    extra = {
+        "FIRE_RUNS": str(runs),
+        "FIRE_PROMPT": prompt,
+        "FIRE_OUTPUT": str(config.videos),
+        "FIRE_DEPLOYMENT": DEPLOYMENT,
+    }
+    created = json.loads(_python(config, stack.api_url, _CREATE, **extra))
+    return [str(run_id) for run_id in created["ids"]], float(created["started"])
+
+
+def wait_for_runs(
+    config: ScaleOutConfig,
+    stack: ScaleOutStack,
+    ids: Sequence[str],
+    started: float,
+    timeout: float = 900.0,
+) -> dict[str, Any]:
+    """Wait until every run is final (or `timeout`); report states, workers, wall time."""
+    extra = {"FIRE_IDS": json.dumps(list(ids)), "FIRE_STARTED": str(started)}
+    extra["FIRE_TIMEOUT"] = str(timeout)
+    report: dict[str, Any] = json.loads(_python(config, stack.api_url, _WAIT, **extra))
+    return report
+
+
 def fire(
     config: ScaleOutConfig,
     stack: ScaleOutStack,
@@ -615,75 +647,113 @@ def fire(
 ) -> dict[str, Any]:
     """Create `runs` runs of the on-demand deployment at once, wait for all, and report.
 
-    The report holds each run's final state and worker, the wall time from the first
-    run created to the last run finished, and (with the emulator) the ledger's counts
-    and the request log's peaks per 60 s.
+    The report holds the runs' final states and workers, the wall time from the
+    first run created to the last run finished, the CPU seconds each stack process
+    used meanwhile, and (with the emulator) the ledger's counts, the request log's
+    peaks per 60 s and the bound Venice's limits set.
     """
-    code = _FIRE.replace("__RUNS__", str(runs)).replace("__TIMEOUT__", str(timeout))
-    extra = {"FIRE_PROMPT": prompt, "FIRE_OUTPUT": str(config.videos)}
     before = stack_cpu(stack)
-    report: dict[str, Any] = json.loads(_python(config, stack.api_url, code, **extra))
+    ids, started = create_runs(config, stack, runs, prompt)
+    report = wait_for_runs(config, stack, ids, started, timeout)
     after = stack_cpu(stack)
     report["cpu_seconds"] = {
         name: round(after.get(name, 0.0) - before.get(name, 0.0), 1) for name in after
     }
     if stack.emulator_origin is not None:
-        report["venice"] = emulator_report(stack.emulator_origin)
-        report["bound_seconds"] = rate_limit_bound(runs, report["venice"]["longest_job_seconds"])
+        venice = emulator_report(stack.emulator_origin)
+        report["venice"] = venice
+        report["bound_seconds"] = rate_limit_bound(runs, venice["longest_job_seconds"])
         report["ratio_to_bound"] = round(report["wall_seconds"] / report["bound_seconds"], 2)
+        if venice["first_queue_call"] is not None:
+            report["first_queue_call_after_seconds"] = round(
+                venice["first_queue_call"] - started, 1
+            )
     return report
 
 
-_FIRE = r"""
+def kill_machine(stack: ScaleOutStack, worker: str) -> list[int]:
+    """SIGKILL a worker and every process it started, as if its machine died; return pids.
+
+    Nothing is told: the worker cannot report its runs Crashed, and they stay Running
+    until the zombie automation (`prefect-venice recovery`) marks them.
+    """
+    root = stack.process(worker).pid
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(raw[raw.rindex(")") + 2 :].split()[1])
+    doomed = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in doomed and pid not in doomed:
+                doomed.add(pid)
+                grew = True
+    for pid in sorted(doomed):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(root, os.WNOHANG)
+    return sorted(doomed)
+
+
+_CREATE = r"""
 import asyncio, json, os, time
+from prefect import get_client
+
+async def main():
+    request = {"prompt": os.environ["FIRE_PROMPT"], "output_dir": os.environ["FIRE_OUTPUT"]}
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(os.environ["FIRE_DEPLOYMENT"])
+        started = time.time()
+        created = await asyncio.gather(*(
+            client.create_flow_run_from_deployment(deployment.id, parameters={"request": request})
+            for _ in range(int(os.environ["FIRE_RUNS"]))
+        ))
+    print(json.dumps({"ids": [str(run.id) for run in created], "started": started}))
+
+asyncio.run(main())
+"""
+
+_WAIT = r"""
+import asyncio, json, os, time
+from uuid import UUID
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-RUNS, TIMEOUT = __RUNS__, __TIMEOUT__
-request = {"prompt": os.environ["FIRE_PROMPT"], "output_dir": os.environ["FIRE_OUTPUT"]}
-
 async def main():
+    ids = [UUID(i) for i in json.loads(os.environ["FIRE_IDS"])]
+    started = float(os.environ["FIRE_STARTED"])
+    timeout = float(os.environ["FIRE_TIMEOUT"])
+    only = FlowRunFilter(id=FlowRunFilterId(any_=ids))
     async with get_client() as client:
-        deployment = await client.read_deployment_by_name("generate-video/on-demand-pool")
-        started = time.time()
-        created = await asyncio.gather(*(
-            client.create_flow_run_from_deployment(
-                deployment.id, parameters={"request": request},
-            )
-            for _ in range(RUNS)
-        ))
-        ids = [run.id for run in created]
         finished = {}
-        while len(finished) < RUNS and time.time() - started < TIMEOUT:
-            await asyncio.sleep(1.0)
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=RUNS
-            )
-            for run in runs:
+        while len(finished) < len(ids) and time.time() - started < timeout:
+            for run in await client.read_flow_runs(flow_run_filter=only, limit=len(ids)):
                 if run.state is not None and run.state.is_final() and run.id not in finished:
-                    finished[run.id] = (time.time(), run)
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=RUNS
-        )
-        states, workers, ends = {}, {}, []
-        for run in runs:
-            name = run.state.name if run.state is not None else "none"
-            states[name] = states.get(name, 0) + 1
-            worker = None
-            for key, value in (run.labels or {}).items():
-                if key == "prefect.worker.name":
-                    worker = value
-            workers[worker or "unknown"] = workers.get(worker or "unknown", 0) + 1
-            if run.end_time is not None:
-                ends.append(run.end_time.timestamp())
-        last = max((t for t, _ in finished.values()), default=time.time())
-        print(json.dumps({
-            "runs": RUNS,
-            "states": states,
-            "workers": workers,
-            "created_at": started,
-            "wall_seconds": round(last - started, 1),
-        }))
+                    finished[run.id] = time.time()
+            if len(finished) < len(ids):
+                await asyncio.sleep(1.0)
+        runs = await client.read_flow_runs(flow_run_filter=only, limit=len(ids))
+    states, workers, attempts = {}, {}, {}
+    for run in runs:
+        name = run.state.name if run.state is not None else "none"
+        states[name] = states.get(name, 0) + 1
+        worker = (run.labels or {}).get("prefect.worker.name") or "unknown"
+        workers[worker] = workers.get(worker, 0) + 1
+        attempts[str(run.run_count)] = attempts.get(str(run.run_count), 0) + 1
+    last = max(finished.values(), default=time.time())
+    print(json.dumps({
+        "runs": len(ids),
+        "states": states,
+        "workers": workers,
+        "run_counts": attempts,
+        "wall_seconds": round(last - started, 1),
+    }))
 
 asyncio.run(main())
 """
