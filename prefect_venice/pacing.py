@@ -279,14 +279,13 @@ class Frontier:
     """Gives an endpoint's slots to this process's waiting calls, likeliest first.
 
     Every call of a wait (see polling.WaitClock) comes with its priority: how likely
-    its job is to have finished since its last poll. While one call waits, or the
-    allowance is not known (no rate-limit headers, a new window), calls go straight to
-    the pacer as before. While several wait and the window's allowance runs short,
-    the frontier keeps back part of what is left for the rest of the window
-    (`_HOLD_BACK` of its pro-rata share) and lets through the highest priorities
-    first; the others pause briefly and ask again, their priority growing as time
-    passes. The pacing file and its protocol are unchanged: other processes see
-    only the calls made.
+    its job is to have finished since its last poll. While the window's allowance is
+    plenty, or not known (no rate-limit headers, a new window), calls go straight to
+    the pacer as before. Once it runs short, the frontier keeps back part of what is
+    left for the rest of the window (`_HOLD_BACK` of its pro-rata share) and lets the
+    rest through to the highest priorities first; the others pause briefly and ask
+    again, their priority growing as time passes. The pacing file and its protocol
+    are unchanged: other processes see only the calls made.
     """
 
     def __init__(self, pacer: Pacer, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -313,19 +312,16 @@ class Frontier:
             mine.priority, mine.seen = priority, now
             for key in [k for k, t in self._tickets.items() if now - t.seen > _TICKET_TIMEOUT]:
                 del self._tickets[key]
-            waiting = len(self._tickets)
             rank = sum(
                 1
                 for t in self._tickets.values()
                 if (t.priority, -t.order) > (mine.priority, -mine.order)
             )
-            hold = 0.0
-            if waiting > 1:
-                budget = self._current_budget(now)
-                if budget is not None:
-                    free, hold = self._free(budget)
-                    if rank >= free:
-                        return min(_MAX_HOLD, hold * (1 + rank - max(free, 0)))
+            budget = self._current_budget(now)
+            if budget is not None:
+                free, hold = self._free(budget)
+                if rank >= free:
+                    return min(_MAX_HOLD, hold * (1 + rank - max(free, 0)))
         delay = self.pacer.reserve()
         if delay <= 0:
             with self._lock:
