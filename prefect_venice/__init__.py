@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._base import DEFAULT_BASE_URL
@@ -53,6 +54,27 @@ from .models import (
 )
 from .polling import PollPolicy
 from .retry import RetryPolicy
+
+
+def _map_checkout_folders() -> None:
+    """Let a Python started in the checkout's root find blocks/, tasks/ and flows/.
+
+    The installed package maps the root's `blocks/`, `tasks/` and `flows/` into
+    `prefect_venice` (pyproject's package-dir). A Python whose path starts with the
+    checkout's root (`python -c ...`, or `prefect server start` there, which imports
+    from the working directory) finds this folder first, without them, and failed
+    with "No module named 'prefect_venice.blocks'". Here, and only in a checkout
+    that has those folders beside this one, they are added to the package's path.
+    """
+    here = Path(__file__).parent
+    root = here.parent
+    if (here / "blocks").exists() or not (root / "pyproject.toml").is_file():
+        return  # an installed package, or not this project's checkout
+    if all((root / name / "__init__.py").is_file() for name in ("blocks", "tasks", "flows")):
+        __path__.append(str(root))
+
+
+_map_checkout_folders()
 
 if TYPE_CHECKING:
     from prefect_venice.blocks import VeniceCredentials
