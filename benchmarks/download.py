@@ -8,6 +8,8 @@ once, in an order rotated per round:
   client         VeniceClient.retrieve(job, path): streamed to a temp file, SHA-256,
                  fsync, rename (fresh subprocess, timed inside, peak RSS growth)
   async_client   the same with AsyncVeniceClient
+  client_before  VeniceClient as it saved before issue #8, for reference: 64 KiB
+                 re-chunked pieces, each written and hashed inline, no early writeback
   curl_sync      `curl -sS -o FILE ...` then `sync` (the issue's baseline)
   curl_syncfile  `curl -sS -o FILE ...` then `sync FILE` (fsync of that file only)
   curl           `curl -sS -o FILE ...` alone: page cache speed, not durable
@@ -54,7 +56,15 @@ PRIVATE_REQUEST = QueueRequest(
     duration="6s",
     aspect_ratio="16:9",
 )
-RETRIEVE_MODES = ("client", "async_client", "curl_sync", "curl_syncfile", "curl", "curl_null")
+RETRIEVE_MODES = (
+    "client",
+    "async_client",
+    "client_before",
+    "curl_sync",
+    "curl_syncfile",
+    "curl",
+    "curl_null",
+)
 LINK_MODES = ("link_client", "link_curl_sync")
 
 
@@ -238,7 +248,15 @@ def child(mode: str, spec: JSON) -> JSON:
 
         out = asyncio.run(save())
     else:
-        with VeniceClient(API_KEY, base_url=spec["base_url"]) as client:
+        chunk_size = None
+        if mode == "client_before":
+            import prefect_venice.download as writer_module
+
+            # The save as it was: every piece inline, no writeback hints, 64 KiB pieces.
+            writer_module.INLINE_BYTES = 1 << 62
+            writer_module._HINT_WRITEBACK = False
+            chunk_size = writer_module.CHUNK_SIZE
+        with VeniceClient(API_KEY, base_url=spec["base_url"], chunk_size=chunk_size) as client:
             baseline, cpu = max_rss_mib(), _own_cpu()
             started = time.perf_counter()
             result: VideoSaved | Processing | ReadyAtLink
@@ -375,6 +393,8 @@ def bench_download_disk(runs: int = 5, video_mib: int = 1024, *, link: bool = Tr
             [
                 ("client", "curl_sync"),
                 ("async_client", "curl_sync"),
+                ("client_before", "curl_sync"),
+                ("client", "client_before"),
                 ("client", "curl_syncfile"),
                 ("client", "curl"),
             ],
