@@ -466,6 +466,54 @@ def start_worker(config: ScaleOutConfig, api_url: str, index: int) -> ManagedPro
     )
 
 
+def configure(config: ScaleOutConfig, api_url: str, emulator_url: str | None = None) -> None:
+    """Steps 3-6 against a running server: pool, limits, automations, block, deployment.
+
+    What `deployments/compose.yaml`'s one-shot `setup` service runs too. The block
+    takes VENICE_API_KEY (and VENICE_BASE_URL, if set) from the environment, or the
+    emulator's key and URL when `emulator_url` is given.
+    """
+    # 3. The work pool and its concurrency.
+    with contextlib.suppress(ScaleOutError):  # it may exist from an earlier `up`
+        _prefect(config, api_url, "work-pool", "create", POOL, "--type", "process")
+    _prefect(
+        config,
+        api_url,
+        "work-pool",
+        "set-concurrency-limit",
+        POOL,
+        str(config.effective_pool_limit),
+    )
+    # 4 and 5. The window limits and the recovery automations.
+    if config.window_limits:
+        _run(
+            [str(BIN_DIR / "prefect-venice"), "limits"],
+            env=client_environment(config, api_url),
+            what="prefect-venice limits",
+        )
+    _run(
+        [str(BIN_DIR / "prefect-venice"), "recovery"],
+        env=client_environment(config, api_url),
+        what="prefect-venice recovery",
+    )
+    # 6. The credentials block and the deployment.
+    block_env = {"BLOCK_NAME": CREDENTIALS_BLOCK}
+    if emulator_url is not None:
+        block_env.update(VENICE_API_KEY=EMULATOR_API_KEY, VENICE_BASE_URL=emulator_url)
+    elif not os.environ.get("VENICE_API_KEY"):
+        raise ScaleOutError("Set VENICE_API_KEY (or pass --emulator) for the credentials block.")
+    _python(config, api_url, _SAVE_BLOCK, **block_env)
+    _prefect(
+        config,
+        api_url,
+        "deploy",
+        "--name",
+        "on-demand-pool",
+        "--no-prompt",
+        cwd=DEPLOYMENTS_DIR,
+    )
+
+
 def up(config: ScaleOutConfig) -> ScaleOutStack:
     """Bring the whole recipe up (steps 1-7 of the module docstring); return the stack."""
     for folder in (config.root, config.stack.prefect_home, config.stack.logs, config.videos):
@@ -513,47 +561,7 @@ def up(config: ScaleOutConfig) -> ScaleOutStack:
             emulator, stack.emulator_url, stack.emulator_origin = start_emulator(config)
             processes.append(emulator)
             save_state(config, stack)
-        # 3. The work pool and its concurrency.
-        with contextlib.suppress(ScaleOutError):  # it may exist from an earlier `up`
-            _prefect(config, api_url, "work-pool", "create", POOL, "--type", "process")
-        _prefect(
-            config,
-            api_url,
-            "work-pool",
-            "set-concurrency-limit",
-            POOL,
-            str(config.effective_pool_limit),
-        )
-        # 4 and 5. The window limits and the recovery automations.
-        if config.window_limits:
-            _run(
-                [str(BIN_DIR / "prefect-venice"), "limits"],
-                env=client_environment(config, api_url),
-                what="prefect-venice limits",
-            )
-        _run(
-            [str(BIN_DIR / "prefect-venice"), "recovery"],
-            env=client_environment(config, api_url),
-            what="prefect-venice recovery",
-        )
-        # 6. The credentials block and the deployment.
-        block_env = {"BLOCK_NAME": CREDENTIALS_BLOCK}
-        if stack.emulator_url is not None:
-            block_env.update(VENICE_API_KEY=EMULATOR_API_KEY, VENICE_BASE_URL=stack.emulator_url)
-        elif not os.environ.get("VENICE_API_KEY"):
-            raise ScaleOutError(
-                "Set VENICE_API_KEY (or pass --emulator) for the credentials block."
-            )
-        _python(config, api_url, _SAVE_BLOCK, **block_env)
-        _prefect(
-            config,
-            api_url,
-            "deploy",
-            "--name",
-            "on-demand-pool",
-            "--no-prompt",
-            cwd=DEPLOYMENTS_DIR,
-        )
+        configure(config, api_url, stack.emulator_url)
         # 7. The workers.
         for index in range(1, config.workers + 1):
             worker = start_worker(config, api_url, index)
@@ -856,6 +864,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     up_parser.add_argument("--emulator", action="store_true", help="use the Venice emulator")
     up_parser.add_argument("--time-scale", type=float, default=0.01)
     up_parser.add_argument("--no-limits", action="store_true", help="no global limits")
+    setup_parser = sub.add_parser(
+        "setup", help="steps 3-6 only, against the server PREFECT_API_URL names (compose)"
+    )
+    setup_parser.add_argument("--root", default=".scale-out")
+    setup_parser.add_argument("--api-url", default=os.environ.get("PREFECT_API_URL"))
+    setup_parser.add_argument("--workers", type=int, default=3)
+    setup_parser.add_argument("--worker-limit", type=int, default=20, help="runs per worker")
+    setup_parser.add_argument("--pool-limit", type=int, default=None, help="work pool limit")
+    setup_parser.add_argument("--no-limits", action="store_true", help="no global limits")
     fire_parser = sub.add_parser("fire", help="start RUNS on-demand runs at once and report")
     fire_parser.add_argument("--root", default=".scale-out")
     fire_parser.add_argument("--runs", type=int, default=60)
@@ -872,6 +889,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Prefect UI: {stack.ui_url}")
         print(f"export PREFECT_API_URL={stack.api_url}")
         print(f"database: {stack.database_url_redacted}; workers: {', '.join(stack.workers)}")
+        return 0
+    if args.command == "setup":
+        if not args.api_url:
+            print("setup needs --api-url or PREFECT_API_URL", file=sys.stderr)
+            return 2
+        config.root.mkdir(parents=True, exist_ok=True)
+        configure(config, args.api_url)
+        print(f"configured {args.api_url}: pool {POOL}, limits, recovery, block, deployment")
         return 0
     stack_or_none = load_state(config)
     if args.command == "down":
