@@ -321,6 +321,8 @@ class JobTracker:
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, TrackedJob] = OrderedDict()
         self._estimates: dict[tuple[str, str], float] = {}
+        #: Polled, unfinished jobs per shape key (for `running`, without a scan of all).
+        self._polled: dict[str, set[str]] = {}
 
     def get(self, queue_id: str) -> TrackedJob | None:
         """Return the job's record, if this process has seen it."""
@@ -357,6 +359,9 @@ class JobTracker:
         with self._lock:
             job = self._entry(queue_id, api, model)
             job.anchor = (sent, max(0.0, seconds))
+            key = job.history_key()
+            if key is not None and not job.done:
+                self._polled.setdefault(key, set()).add(queue_id)
             if estimate > 0:
                 job.estimate = estimate
                 self._estimates[api, model] = estimate
@@ -369,23 +374,25 @@ class JobTracker:
                 return
             job.done = True
             key, anchor = job.history_key(), job.anchor
+            if key is not None:
+                self._polled.get(key, set()).discard(queue_id)
         if key is not None and anchor is not None:
             last_sent, lower = anchor
             shared_history().record(key, lower, lower + max(0.0, sent - last_sent))
 
     def running(self, key: str, now: float) -> list[float]:
         """Return the execution times at `now` of polled jobs of this shape key still running."""
-        with self._lock:
-            jobs = list(self._jobs.values())
         times = []
-        for job in jobs:
-            if job.done or job.anchor is None or job.history_key() != key:
-                continue
-            if now - job.anchor[0] > _STALE:
-                continue  # its wait ended without seeing it done (a timeout, an error)
-            seconds = job.execution_seconds(now)
-            if seconds is not None:
-                times.append(seconds)
+        with self._lock:
+            polled = self._polled.get(key, set())
+            for queue_id in list(polled):
+                job = self._jobs.get(queue_id)
+                if job is None or job.done or job.anchor is None:
+                    polled.discard(queue_id)
+                elif now - job.anchor[0] > _STALE:
+                    polled.discard(queue_id)  # its wait ended unseen (a timeout, an error)
+                else:
+                    times.append(job.anchor[1] + max(0.0, now - job.anchor[0]))
         return times
 
     def last_estimate(self, api: str, model: str) -> float | None:
