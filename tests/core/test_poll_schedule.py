@@ -72,8 +72,8 @@ def test_without_history_the_schedule_comes_from_venices_estimate(home: Path) ->
 
     delay = clock.after_processing(processing(estimate_s=100, elapsed_s=2))
 
-    # The prior puts the first completions at half the estimate: sleep until then.
-    assert delay == pytest.approx(50 - 2, abs=1.5)
+    # The prior puts the first completions at half the estimate: sleep until just after.
+    assert 50 - 2 <= delay <= 50 - 2 + 5
 
 
 def test_a_shape_with_fewer_completions_than_min_history_still_uses_the_estimate(
