@@ -81,19 +81,19 @@ def policies(scale: float) -> dict[str, Callable[[], PollPolicy]]:
             first_interval=5 * scale,
             use_history=False,
         ),
-        # The default PollPolicy now: per-shape history, median lag target 2.5 s.
+        # The default PollPolicy now: per-shape history, its default median lag target.
         "history": lambda: PollPolicy(
             min_interval=3 * scale,
             max_interval=30 * scale,
             first_interval=5 * scale,
-            target_lag=2.5 * scale,
+            target_lag=PollPolicy().target_lag * scale,
         ),
         # The same without the frontier (only differs under a short allowance).
         "history_fifo": lambda: PollPolicy(
             min_interval=3 * scale,
             max_interval=30 * scale,
             first_interval=5 * scale,
-            target_lag=2.5 * scale,
+            target_lag=PollPolicy().target_lag * scale,
             prioritize=False,
         ),
     }
