@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
-import time
+import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar, cast
 from uuid import UUID
@@ -25,10 +26,12 @@ from prefect_venice.flows.preflight import PlannedVideo, plan_videos
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.flows.video import best_effort, load_credentials, refused
 from prefect_venice.generation import format_usd, remove_stale_staging
+from prefect_venice.journal import JournalEntry
 from prefect_venice.tasks import VideoResult, produce_video, quote_videos, spend
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
-from prefect_venice.tasks.resume import job_journal, job_key_for, recorded_result
+from prefect_venice.tasks.resume import job_journal, job_key_for, saved_result
+from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.spend import Reservation
 
 __all__ = [
@@ -41,8 +44,14 @@ __all__ = [
 
 BATCH_SUMMARY_ARTIFACT_KEY = "venice-batch-summary"
 BATCH_PROGRESS_ARTIFACT_KEY = "venice-batch-progress"
-DEFAULT_MAX_IN_FLIGHT = 50
-"""Default bound on videos queued (paid) but not yet saved in one batch run."""
+DEFAULT_MAX_IN_FLIGHT = 100
+"""Default bound on videos queued (paid) but not yet saved in one batch run.
+
+Venice queues at most 40 videos a minute per key and a video takes two to three
+minutes, so at that pace 80 to 120 are in flight: a window of 100 lets a batch use the
+whole allowance without paying more than about two and a half minutes of queue calls
+ahead of its deliveries (a window of 50 left a third of the allowance unused).
+"""
 
 R = TypeVar("R")
 
@@ -79,10 +88,12 @@ def generate_videos(
     """
     logger = get_run_logger()
     first_model = requests[0].model if requests else "none"
+    settings = VeniceSettings()  # read once for the run (the videos read their own once)
+    journal = job_journal(settings)
     try:
         credentials = load_credentials(credentials_block)
         catalogue = shared_client(credentials).list_video_models
-        plans = plan_videos(requests, max_usd=max_usd, catalogue=catalogue)
+        plans = plan_videos(requests, max_usd=max_usd, catalogue=catalogue, settings=settings)
         queue_requests = [plan.queue_request for plan in plans]
         quotes = [quote.usd for quote in quote_videos(credentials, queue_requests)]
         _check_total(requests, quotes, max_usd)
@@ -90,7 +101,9 @@ def generate_videos(
             job_key_for(plan.queue_request, slot, plan.request.job_name)
             for slot, plan in enumerate(plans)
         ]
-        reservations = _reserve(credentials, keys, quotes, first_model)
+        # One look in the journal per video: saved ones are done, recorded ones paid for.
+        entries = [journal.get(key) for key in keys]
+        reservations = _reserve(credentials, entries, quotes, first_model)
     except CallerError as exc:
         return cast(list[VideoResult], refused(exc, model=first_model, videos=len(requests)))
     logger.info(
@@ -100,16 +113,14 @@ def generate_videos(
         len(requests),
         max_in_flight,
     )
-    progress = BatchProgress(len(plans))
     results: dict[int, VideoResult] = {}
     failures: dict[int, BaseException] = {}
-    for slot, key in enumerate(keys):
-        done = recorded_result(key)
+    for slot, entry in enumerate(entries):
+        done = saved_result(entry)
         if done is not None:
             results[slot] = done  # saved by an earlier attempt of this run: nothing to do
     if results:
         logger.info("%d of %d videos were saved by an earlier attempt.", len(results), len(plans))
-    progress.update(len(results), 0)
 
     def submit(slot: int) -> PrefectFuture[VideoResult]:
         return _submit(
@@ -117,15 +128,18 @@ def generate_videos(
         )
 
     todo = [slot for slot in range(len(plans)) if slot not in results]
+    progress = BatchProgress(len(plans))
     try:
+        progress.update(len(results), 0)
         for slot, future in run_windowed(submit, todo, max_in_flight):
             state = future.state
             if state.is_completed():
-                results[slot] = future.result()
+                results[slot] = _result_of(future)
             else:
                 failures[slot] = _error_of(future)
             progress.update(len(results), len(failures))
     finally:
+        progress.close()
         # Only now, with no video of this run staging there any more.
         for staging in {plan.destination.staging_dir for plan in plans if plan.destination}:
             remove_stale_staging(staging)
@@ -192,25 +206,70 @@ def _announce(finished: queue.Queue[int], slot: int) -> Callable[[PrefectFuture[
 
 
 class BatchProgress:
-    """One progress artifact for the whole batch (saved / failed of N), best effort."""
+    """One progress artifact for the whole batch (saved / failed of N), best effort.
 
-    #: Seconds between two writes: each is a call to the Prefect API on the thread that
-    #: submits the next video, so writing after every video slowed a batch down.
+    Written by a thread of its own, at most once a second: each write is a call to
+    the Prefect API, and made by the thread that submits the videos it held back the
+    next submission (tens of milliseconds each on a busy server). `update` only
+    records the latest figures; `close` writes the last ones and waits for the writer.
+    """
+
+    #: Seconds between two writes.
     MIN_INTERVAL = 1.0
+    #: Longest `close` waits for the last write.
+    CLOSE_TIMEOUT = 10.0
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.artifact_id: UUID | None = None
-        self._shown = -1.0
-        self._written_at = 0.0
+        self._shown: tuple[int, int] | None = None
+        self._latest: tuple[int, int] | None = None
+        self._closing = False
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def update(self, saved: int, failed: int) -> None:
-        """Show how many videos are saved (and failed) so far (at most once a second)."""
+        """Record how many videos are saved (and failed) so far; written soon, not now."""
+        with self._wake:
+            self._latest = (saved, failed)
+            if self._thread is None:
+                # The writer needs this run's context (the artifact belongs to the run).
+                context = contextvars.copy_context()
+                self._thread = threading.Thread(
+                    target=context.run, args=(self._run,), name="venice-batch-progress", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Write the latest figures if they are not shown yet, and stop the writer."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(self.CLOSE_TIMEOUT)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._latest == self._shown and not self._closing:
+                    self._wake.wait()
+                latest, closing = self._latest, self._closing
+            if latest is not None and latest != self._shown:
+                self._write(*latest)
+                self._shown = latest
+            if closing:
+                with self._wake:
+                    if self._latest == self._shown:
+                        return
+                continue  # figures arrived during the write: show them, then stop
+            with self._wake:
+                # At most one write a second; close() cuts the pause short.
+                self._wake.wait_for(lambda: self._closing, timeout=self.MIN_INTERVAL)
+
+    def _write(self, saved: int, failed: int) -> None:
         percent = 100.0 * (saved + failed) / self.total if self.total else 100.0
-        done = saved + failed >= self.total
-        now = time.monotonic()
-        if not done and (percent - self._shown < 1.0 or now - self._written_at < self.MIN_INTERVAL):
-            return
         description = f"{saved} of {self.total} videos saved" + (
             f", {failed} failed" if failed else ""
         )
@@ -227,15 +286,18 @@ class BatchProgress:
                 )
 
         best_effort("batch progress artifact", write)
-        self._shown, self._written_at = percent, now
 
 
 def _reserve(
-    credentials: VeniceCredentials, keys: list[str], quotes: list[float], model: str
+    credentials: VeniceCredentials,
+    entries: list[JournalEntry | None],
+    quotes: list[float],
+    model: str,
 ) -> dict[int, Reservation]:
     """Reserve the videos not yet recorded against the block's cap, together: all or none."""
-    journal = job_journal()
-    fresh = [slot for slot, key in enumerate(keys) if journal.get(key) is None]
+    if credentials.spend_limit_usd is None:
+        return {}  # no cap: nothing to reserve
+    fresh = [slot for slot, entry in enumerate(entries) if entry is None]
     total = spend.reserve(credentials, sum(quotes[slot] for slot in fresh), model=model)
     if total is None or not fresh:
         spend.release(total)
@@ -269,6 +331,19 @@ def _submit(
         revoke_link=request.revoke_link,
         delete_from_venice=request.delete_from_venice,
     )
+
+
+def _result_of(future: PrefectFuture[VideoResult]) -> VideoResult:
+    """Return a completed video's result, from its final state when that holds it in memory.
+
+    PrefectFuture.result() runs a coroutine on Prefect's event-loop thread for every
+    call; with a hundred videos' threads busy, each cost the submitting thread
+    milliseconds. produce_video persists no result, so its final state carries the
+    value itself (in a result record); anything else goes through result().
+    """
+    data = future.state.data
+    value = getattr(data, "result", data)
+    return value if isinstance(value, VideoResult) else future.result()
 
 
 def _error_of(future: PrefectFuture[VideoResult]) -> BaseException:

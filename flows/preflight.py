@@ -8,8 +8,10 @@ the worker's settings) and hands the flows one plan per video.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from prefect.filesystems import WritableFileSystem
 
@@ -17,9 +19,10 @@ from prefect_venice.errors import CallerError, InvalidRequestError
 from prefect_venice.flows.request import VideoRequest
 from prefect_venice.generation import (
     LocalDestination,
+    check_local_target,
     check_money,
     check_wait,
-    prepare_local_destination,
+    prepare_local_folder,
 )
 from prefect_venice.models import QueueRequest, VideoModel
 from prefect_venice.tasks.pacing import check_rate_limit
@@ -51,6 +54,7 @@ def plan_videos(
     *,
     max_usd: float | None = None,
     catalogue: Callable[[], Sequence[VideoModel]] | None = None,
+    settings: VeniceSettings | None = None,
 ) -> list[PlannedVideo]:
     """Check every request before anything is paid; raise the first problem found.
 
@@ -62,8 +66,10 @@ def plan_videos(
     Then the API requests are built (local images are read and typed) and, when a
     `catalogue` is given (it is called once, e.g. `client.list_video_models`), checked
     against each model's constraints, a default aspect ratio becoming the model's first.
+    `settings` are the worker's (read now when not given). Requests that share an output
+    folder share its checks (created, written, inside the root): one probe per folder.
     """
-    settings = VeniceSettings()
+    settings = settings if settings is not None else VeniceSettings()
     check_money(max_usd, "max_usd")
     names = [request.job_name for request in requests if request.job_name]
     if len(names) != len(set(names)):
@@ -71,12 +77,13 @@ def plan_videos(
             "Two requests share a job_name; each paid job needs its own. Nothing was queued."
         )
     blocks: dict[str, WritableFileSystem] = {}
+    folders: dict[str, Path] = {}
     destinations: list[LocalDestination | None] = []
     for index, request in enumerate(requests):
         with _numbered(index, len(requests)):
             check_money(request.max_usd, "max_usd")
             check_wait(request.max_wait_seconds, "max_wait_seconds")
-            destinations.append(_destination(request, blocks, settings))
+            destinations.append(_destination(request, blocks, folders, settings))
     check_rate_limit(settings.queue_rate_limit, "PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT")
     check_rate_limit(
         settings.retrieve_rate_limit, "PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT"
@@ -94,15 +101,16 @@ def plan_videos(
 
 
 def _destination(
-    request: VideoRequest, blocks: dict[str, WritableFileSystem], settings: VeniceSettings
+    request: VideoRequest,
+    blocks: dict[str, WritableFileSystem],
+    folders: dict[str, Path],
+    settings: VeniceSettings,
 ) -> LocalDestination | None:
     if request.storage_block is None:
-        return prepare_local_destination(
-            request.output_dir,
-            request.filename,
-            overwrite=request.overwrite,
-            root=settings.output_root,
-        )
+        folder = os.fspath(request.output_dir)
+        if folder not in folders:
+            folders[folder] = prepare_local_folder(folder, root=settings.output_root)
+        return check_local_target(folders[folder], request.filename, overwrite=request.overwrite)
     if request.storage_block not in blocks:
         blocks[request.storage_block] = load_writable_file_system(request.storage_block)
     if request.filename is not None:

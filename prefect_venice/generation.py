@@ -54,6 +54,7 @@ __all__ = [
     "QueuedOnce",
     "check_budget",
     "check_file_name",
+    "check_local_target",
     "check_money",
     "check_storage_key",
     "check_wait",
@@ -61,6 +62,7 @@ __all__ = [
     "failure_after_queueing",
     "format_usd",
     "prepare_local_destination",
+    "prepare_local_folder",
     "queue_once",
     "remove_partial_downloads",
     "remove_stale_staging",
@@ -166,6 +168,8 @@ class LocalDestination:
     directory: Path
     filename: str | None = None
     overwrite: bool = False
+    #: Look for leftovers of killed runs in the staging folder after each placement.
+    sweep: bool = True
 
     @property
     def staging_dir(self) -> Path:
@@ -182,6 +186,8 @@ class LocalDestination:
         Never replaces an existing file unless `overwrite`: if one appeared since the
         check (another run, a user), the paid video is kept beside it under a name
         that adds its queue id, never lost and never written over the other file.
+        With `sweep` (the default), leftovers of killed runs in the staging folder are
+        then removed; a batch, which sweeps once before and once after, turns it off.
         """
         final = self.final_path(queue_id)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -193,8 +199,9 @@ class LocalDestination:
             final = _link_without_replacing(staged, final, queue_id)
             staged.unlink(missing_ok=True)
         _fsync_directory(final.parent)
-        # Other videos of a batch may be staging here: the folder itself stays.
-        remove_stale_staging(self.staging_dir, remove_empty=False)
+        if self.sweep:
+            # Other videos of a batch may be staging here: the folder itself stays.
+            remove_stale_staging(self.staging_dir, remove_empty=False)
         return final
 
 
@@ -269,6 +276,20 @@ def prepare_local_destination(
     `output_dir` is then taken inside `root`). Leftovers of killed runs in the
     staging folder are cleaned on the way.
     """
+    path = prepare_local_folder(output_dir, root=root)
+    return check_local_target(path, filename, overwrite=overwrite)
+
+
+def prepare_local_folder(
+    output_dir: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+) -> Path:
+    """Check (creating) an output folder before paying and return it, resolved.
+
+    The folder half of :func:`prepare_local_destination`: refuses a folder that is a
+    file, cannot be created or written, or lies outside `root`; a probe file is written
+    in its staging folder, whose leftovers of killed runs are removed. Requests of a
+    batch that share a folder need this once.
+    """
     text = os.fspath(output_dir)
     if not text or _has_control(text):
         raise DestinationError(f"output_dir {text[:80]!r} is empty or holds a control character.")
@@ -299,6 +320,17 @@ def prepare_local_destination(
             f"{_NOTHING_CHARGED}"
         ) from None
     remove_stale_staging(staging)
+    return path
+
+
+def check_local_target(
+    path: Path, filename: str | None = None, *, overwrite: bool = False
+) -> LocalDestination:
+    """Check a file name in a folder that prepare_local_folder checked; return the destination.
+
+    The file half of :func:`prepare_local_destination`: refuses a file name that is not
+    a plain name, names a folder, or names an existing file (unless `overwrite`).
+    """
     destination = LocalDestination(path, filename, overwrite)
     if filename is not None:
         check_file_name(filename)

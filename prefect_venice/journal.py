@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -135,6 +136,10 @@ class JobJournal:
 
     def ensure_directory(self) -> Path:
         """Create the directory (0700, each missing level) and tighten an existing one."""
+        with contextlib.suppress(OSError):
+            info = os.stat(self.directory)
+            if stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700:
+                return self.directory  # the usual case: one system call, not one per level
         for level in reversed([self.directory, *self.directory.parents]):
             if not level.exists():
                 with contextlib.suppress(FileExistsError):  # made meanwhile by another process
@@ -218,10 +223,7 @@ class JobJournal:
 
     def answered(self, key: str, job: QueuedJob) -> JournalEntry:
         """Record Venice's queue answer for `key` (state queued); the link is kept, 0600."""
-        current = self.get(key)
-        body: dict[str, Any] = (
-            _body_of(current) if current is not None else {"key": key, "created_at": _now()}
-        )
+        body = self._body(key) or {"key": key, "created_at": _now()}
         link = job.download_url
         body.update(
             state="queued",
@@ -235,22 +237,29 @@ class JobJournal:
 
     def saved(self, key: str, result: dict[str, Any]) -> JournalEntry | None:
         """Record that the MP4 is saved (state saved); the link stays until `cleaned`."""
-        current = self.get(key)
-        if current is None:
+        body = self._body(key)
+        if body is None:
             return None
-        body = _body_of(current)
         body.update(state="saved", saved=result, saved_at=_now())
         return self._replace(key, body)
 
     def cleaned(self, key: str) -> JournalEntry | None:
-        """Drop the private link from a saved record: nothing secret stays at rest."""
-        current = self.get(key)
-        if current is None:
+        """Drop the private link from a saved record: nothing secret stays at rest.
+
+        A record that holds no link (a public model's) is left as it is: there is
+        nothing to drop, so nothing is written.
+        """
+        body = self._body(key)
+        if body is None:
             return None
-        body = _body_of(current)
+        path = self.path_for(key)
+        if body.get("download_url") is None:
+            return _entry_from(body, path)
         body["download_url"] = None
         body["cleaned_at"] = _now()
-        return self._replace(key, body)
+        # Not fsynced: the record's state does not change. Should the rename be lost to a
+        # power cut, the link stays in the user-only file, as it was before this call.
+        return self._replace(key, body, durable=False)
 
     def release(self, key: str) -> None:
         """Delete a `sending` claim whose request surely created no job (a refusal, 429, 500)."""
@@ -274,11 +283,15 @@ class JobJournal:
     def _remove_orphans(self, key: str, *, older_than: float) -> None:
         """Delete temporary files of `key`'s record left by a killed writer (best effort)."""
         cutoff = time.time() - older_than
-        with contextlib.suppress(OSError):
-            for temporary in self.directory.glob(".*.tmp"):
+        with contextlib.suppress(OSError), os.scandir(self.directory) as listing:
+            # scandir, not glob: every write lists the folder, which holds every record.
+            for item in listing:
+                if not (item.name.startswith(".") and item.name.endswith(".tmp")):
+                    continue
                 with contextlib.suppress(OSError, ValueError):
-                    if temporary.stat().st_mtime > cutoff:
+                    if item.stat().st_mtime > cutoff:
                         continue
+                    temporary = Path(item.path)
                     if json.loads(temporary.read_text(encoding="utf-8")).get("key") == key:
                         temporary.unlink()
 
@@ -292,11 +305,24 @@ class JobJournal:
                 removed += 1
         return removed
 
-    def _replace(self, key: str, body: dict[str, Any]) -> JournalEntry:
+    def _body(self, key: str) -> dict[str, Any] | None:
+        """Return `key`'s record as written (checked like `get`), or None; one read."""
+        path = self.path_for(key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise JournalError(f"cannot read the job journal entry {path}: {exc}") from None
+        _entry_from(data, path)  # raises JournalError for anything that is no record
+        body: dict[str, Any] = data
+        return body
+
+    def _replace(self, key: str, body: dict[str, Any], *, durable: bool = True) -> JournalEntry:
         path = self.path_for(key)
         self.ensure_directory()
         self._remove_orphans(key, older_than=_ORPHAN_SECONDS)
-        temporary = self._write_temporary(body)
+        temporary = self._write_temporary(body, durable=durable)
         try:
             os.replace(temporary, path)
         except BaseException:
@@ -306,7 +332,7 @@ class JobJournal:
         assert entry is not None
         return entry
 
-    def _write_temporary(self, body: dict[str, Any]) -> Path:
+    def _write_temporary(self, body: dict[str, Any], *, durable: bool = True) -> Path:
         temporary = self.directory / f".{secrets.token_hex(8)}.tmp"
         # O_EXCL: never reuse (or follow a symlink at) an existing name; 0600 from the first byte.
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -314,7 +340,8 @@ class JobJournal:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(body, handle, indent=2)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -348,11 +375,6 @@ def _entry_from(data: Any, path: Path) -> JournalEntry | None:
         saved=saved if isinstance(saved, dict) else None,
         extra=extra if isinstance(extra, dict) else {},
     )
-
-
-def _body_of(entry: JournalEntry) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(entry.path.read_text(encoding="utf-8"))
-    return body
 
 
 # The CLI's original entry points, keyed by queue id: kept for callers of the first API.

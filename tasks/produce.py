@@ -7,6 +7,7 @@ N + 1 task runs, each video's steps running inside its own task run.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from prefect import task
@@ -20,20 +21,27 @@ from prefect_venice.models import QueueRequest, Quote, QuoteRequest
 from prefect_venice.tasks.clients import shared_client
 from prefect_venice.tasks.events import emit_video_event
 from prefect_venice.tasks.records import VideoResult
-from prefect_venice.tasks.resume import recorded_result
+from prefect_venice.tasks.resume import job_journal, recorded_result
 from prefect_venice.tasks.retries import retry_if_retryable
+from prefect_venice.tasks.settings import VeniceSettings
 from prefect_venice.tasks.spend import Reservation
 from prefect_venice.tasks.video import (
-    complete_video,
-    download_video,
-    queue_video,
-    wait_for_video,
+    Steps,
+    cleanup_step,
+    download_step,
+    queue_step,
+    wait_step,
 )
 
 __all__ = ["produce_video", "quote_videos"]
 
 #: Problems listed in one refusal; the rest are counted.
 _MAX_LISTED = 10
+
+#: In a batch, each video logs its progress at INFO at most this often (seconds); the
+#: polls in between log at DEBUG. Venice's jobs take minutes, so a video still says
+#: how it is doing every half minute, without a line per poll of every video.
+BATCH_PROGRESS_LOG_SECONDS = 30.0
 
 
 @task(
@@ -97,13 +105,27 @@ def produce_video(
     """Make one video in one task run: queue it once, wait, save, clean up.
 
     The steps are the tasks' own code (queue_video, wait_for_video, download_video,
-    complete_video), run inside this task run. A video the job journal records as
-    saved (an earlier attempt of the run) is returned as it is, and a job recorded
-    as queued is waited for, not paid again. A failure after the paid call is a
-    JobFailedAfterQueueError naming the job; a failed clean-up only logs a warning.
+    complete_video), run inside this task run, with the settings read once. A video
+    the job journal records as saved (an earlier attempt of the run) is returned as it
+    is, and a job recorded as queued is waited for, not paid again. A failure after the
+    paid call is a JobFailedAfterQueueError naming the job; a failed clean-up only logs
+    a warning. The log says when the video is queued and when it is saved (with its
+    wait), and its progress at most every BATCH_PROGRESS_LOG_SECONDS; the other steps
+    log at DEBUG. Leftovers of killed runs in the staging folder are left to the batch,
+    which looks for them before and after its videos.
     """
     logger = get_run_logger()
-    job = queue_video.fn(
+    settings = VeniceSettings()
+    steps = Steps(
+        settings=settings,
+        journal=job_journal(settings),
+        logger=logger,
+        detail=logging.DEBUG,
+        sweep=False,
+        progress_log_every=BATCH_PROGRESS_LOG_SECONDS,
+    )
+    job = queue_step(
+        steps,
         credentials,
         request,
         slot=slot,
@@ -111,17 +133,19 @@ def produce_video(
         reservation=reservation,
         quote_usd=quote_usd,
     )
-    result = recorded_result(job_key)
+    result = recorded_result(job_key, steps.journal)
     if result is None:
         try:
-            ready = wait_for_video.fn(
+            ready = wait_step(
+                steps,
                 credentials,
                 job,
                 staging_dir=staging_dir,
                 max_wait_seconds=max_wait_seconds,
                 progress_artifact=False,
             )
-            result = download_video.fn(
+            result = download_step(
+                steps,
                 credentials,
                 job,
                 ready,
@@ -140,7 +164,8 @@ def produce_video(
             )
             raise failure_after_queueing(job, exc, base_url=credentials.base_url) from exc
     try:
-        complete_video.fn(
+        cleanup_step(
+            steps,
             credentials,
             job,
             revoke_link=revoke_link,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -22,10 +24,23 @@ class ProgressReporter:
     database pool) costs a warning, never the video.
     """
 
-    def __init__(self, queue_id: str, model: str, *, artifact: bool = True) -> None:
+    def __init__(
+        self,
+        queue_id: str,
+        model: str,
+        *,
+        artifact: bool = True,
+        log_every: float = 0.0,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
         self.queue_id = queue_id
         self.model = model
-        self.logger = get_run_logger()
+        self.logger = logger if logger is not None else get_run_logger()
+        #: Seconds between two progress lines at INFO (0: every poll); the polls in
+        #: between log at DEBUG. A batch of hundreds of videos sets it, so that its log
+        #: says how each video is doing without a line per poll of every video.
+        self.log_every = log_every
+        self._logged_at = time.monotonic()
         self._last_percent = 0.0
         self.artifact_id: UUID | None = None
         if not artifact:
@@ -45,8 +60,10 @@ class ProgressReporter:
 
     def __call__(self, progress: Progress) -> None:
         """Record one poll's estimate (the client's on_progress callback)."""
+        level = self._level()
         if progress.fraction is None:
-            self.logger.info(
+            self.logger.log(
+                level,
                 "Video %s still processing after %.0f s (poll %d, no estimate yet).",
                 self.queue_id,
                 progress.elapsed_seconds,
@@ -55,7 +72,8 @@ class ProgressReporter:
             return
         percent = round(progress.fraction * 100, 1)
         remaining = progress.estimated_remaining_seconds or 0.0
-        self.logger.info(
+        self.logger.log(
+            level,
             "Video %s about %.0f%% done, about %.0f s left (poll %d).",
             self.queue_id,
             percent,
@@ -64,6 +82,16 @@ class ProgressReporter:
         )
         if percent - self._last_percent >= 1.0:
             self._update(percent, f"About {remaining:.0f} s left (estimate).")
+
+    def _level(self) -> int:
+        """INFO for this poll's line if `log_every` seconds passed since the last one."""
+        if self.log_every <= 0:
+            return logging.INFO
+        now = time.monotonic()
+        if now - self._logged_at < self.log_every:
+            return logging.DEBUG
+        self._logged_at = now
+        return logging.INFO
 
     def finish(self) -> None:
         """Mark the artifact complete."""

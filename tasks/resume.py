@@ -15,21 +15,22 @@ from uuid import UUID, uuid4
 from prefect.context import FlowRunContext, TaskRunContext
 
 from prefect_venice.generation import request_fingerprint
-from prefect_venice.journal import JobJournal
+from prefect_venice.journal import JobJournal, JournalEntry
 from prefect_venice.models import QueueRequest
 from prefect_venice.tasks.records import VideoResult
 from prefect_venice.tasks.settings import VeniceSettings
 
-__all__ = ["job_journal", "job_key_for", "recorded_result", "resume_anchor"]
+__all__ = ["job_journal", "job_key_for", "recorded_result", "resume_anchor", "saved_result"]
 
 
-def job_journal() -> JobJournal:
+def job_journal(settings: VeniceSettings | None = None) -> JobJournal:
     """Return the journal the settings name (PREFECT_INTEGRATIONS_VENICE_JOURNAL_DIR).
 
     Default: `$PREFECT_VENICE_HOME/jobs` or `~/.prefect-venice/jobs` on the machine that
     runs the flow. Workers that retry each other's runs need one folder they all share.
+    `settings` already read by the caller are used as they are (read now otherwise).
     """
-    return JobJournal(VeniceSettings().journal_dir)
+    return JobJournal((settings if settings is not None else VeniceSettings()).journal_dir)
 
 
 def job_key_for(request: QueueRequest, slot: int = 0, given: str | None = None) -> str:
@@ -59,9 +60,17 @@ def resume_anchor() -> UUID:
     return flow_run.id
 
 
-def recorded_result(key: str) -> VideoResult | None:
-    """Return the saved video recorded under `key` (a resumed run skips it), or None."""
-    entry = job_journal().get(key)
+def recorded_result(key: str, journal: JobJournal | None = None) -> VideoResult | None:
+    """Return the saved video recorded under `key` (a resumed run skips it), or None.
+
+    `journal`: the job journal to look in (default: the one the settings name).
+    """
+    entry = (journal if journal is not None else job_journal()).get(key)
+    return saved_result(entry)
+
+
+def saved_result(entry: JournalEntry | None) -> VideoResult | None:
+    """Return the saved video a journal record holds, or None (not saved, or unreadable)."""
     if entry is None or entry.state != "saved" or not entry.saved:
         return None
     try:

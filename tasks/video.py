@@ -8,9 +8,12 @@ therefore work from both kinds of flow.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -29,6 +32,7 @@ from prefect_venice.generation import (
     remove_partial_downloads,
     remove_stale_staging,
 )
+from prefect_venice.journal import JobJournal
 from prefect_venice.models import (
     Processing,
     QueuedJob,
@@ -68,6 +72,35 @@ __all__ = [
 # has already retried 429/500/503 and transport errors with backoff by then.
 _FREE_CALL_RETRIES = 2
 _FREE_CALL_RETRY_DELAYS = [1.0, 5.0]
+
+
+@dataclass(frozen=True)
+class Steps:
+    """What the steps of one video share: settings, journal, logger, how much they say.
+
+    Each task below reads the settings when it runs and builds its own; produce_video
+    (one task run per video of a batch) builds one for all four steps, so a video reads
+    the settings once, not six times. `detail` is the level of the lines beyond
+    "queued" and "saved" (ready, link revoked, media deleted): DEBUG in a batch, where
+    a line per step of hundreds of videos buried the log and cost the Prefect API a
+    write each. `sweep`: look for leftovers of killed runs in the staging folder at
+    each step (a batch sweeps once before and once after instead).
+    `progress_log_every`: seconds between two INFO progress lines of one wait (0: every
+    poll; the others go to DEBUG).
+    """
+
+    settings: VeniceSettings
+    journal: JobJournal
+    logger: logging.Logger | logging.LoggerAdapter[Any]
+    detail: int = logging.INFO
+    sweep: bool = True
+    progress_log_every: float = 0.0
+
+    @classmethod
+    def for_task(cls) -> Steps:
+        """Build the steps of a task run on its own: settings read now, every line at INFO."""
+        settings = VeniceSettings()
+        return cls(settings=settings, journal=job_journal(settings), logger=get_run_logger())
 
 
 @task(
@@ -147,8 +180,30 @@ def queue_video(
     rate limit, every /video/queue request (retries included) first takes a slot of
     it, so all workers together stay inside Venice's 40 queue calls a minute.
     """
-    logger = get_run_logger()
-    limit = VeniceSettings().queue_rate_limit
+    return queue_step(
+        Steps.for_task(),
+        credentials,
+        request,
+        slot=slot,
+        job_key=job_key,
+        reservation=reservation,
+        quote_usd=quote_usd,
+    )
+
+
+def queue_step(
+    steps: Steps,
+    credentials: VeniceCredentials,
+    request: QueueRequest,
+    *,
+    slot: int = 0,
+    job_key: str | None = None,
+    reservation: Reservation | None = None,
+    quote_usd: float | None = None,
+) -> QueuedJob:
+    """Run queue_video's code inside the caller's task run (see queue_video)."""
+    logger = steps.logger
+    limit = steps.settings.queue_rate_limit
     key = job_key or job_key_for(request, slot)
     # One slot per /video/queue request: this one, and any the client retries after a
     # 429 or 500 (those retries go through the policy's sleep).
@@ -162,7 +217,7 @@ def queue_video(
     except VeniceError:
         spend.release(reservation)  # nothing will be sent
         raise
-    journal = job_journal()
+    journal = steps.journal
     if journal.get(key) is not None:
         spend.release(reservation)  # a recorded job is paid for already: nothing to reserve
         reservation = None
@@ -244,11 +299,37 @@ def wait_for_video(
     returned record says where. For private models it waits at the job's link.
     With `progress_artifact=False` (batches), progress goes to the log only.
     """
-    logger = get_run_logger()
-    settings = VeniceSettings()
+    return wait_step(
+        Steps.for_task(),
+        credentials,
+        job,
+        staging_dir=staging_dir,
+        max_wait_seconds=max_wait_seconds,
+        progress_artifact=progress_artifact,
+    )
+
+
+def wait_step(
+    steps: Steps,
+    credentials: VeniceCredentials,
+    job: QueuedJob,
+    *,
+    staging_dir: str | None = None,
+    max_wait_seconds: float | None = None,
+    progress_artifact: bool = True,
+) -> VideoReady:
+    """Run wait_for_video's code inside the caller's task run (see wait_for_video)."""
+    logger = steps.logger
+    settings = steps.settings
     limit = max_wait_seconds if max_wait_seconds is not None else settings.max_wait_seconds
-    staged = _staging_file(staging_dir, job.queue_id)
-    reporter = ProgressReporter(job.queue_id, job.model, artifact=progress_artifact)
+    staged = _staging_file(staging_dir, job.queue_id, sweep=steps.sweep)
+    reporter = ProgressReporter(
+        job.queue_id,
+        job.model,
+        artifact=progress_artifact,
+        log_every=steps.progress_log_every,
+        logger=logger,
+    )
     clock = WaitClock(
         job.queue_id,
         max_wait_seconds=limit,
@@ -273,7 +354,8 @@ def wait_for_video(
     reporter.finish()
     polls = clock.polls + 1
     if isinstance(answer, VideoSaved):
-        logger.info(
+        logger.log(
+            steps.detail,
             "Video %s ready after %.1f s and %d polls; %d bytes received.",
             job.queue_id,
             clock.elapsed,
@@ -289,7 +371,8 @@ def wait_for_video(
             polls=polls,
             wait_seconds=clock.elapsed,
         )
-    logger.info(
+    logger.log(
+        steps.detail,
         "Video %s ready at its private link after %.1f s and %d polls.",
         job.queue_id,
         clock.elapsed,
@@ -347,16 +430,47 @@ def download_video(
         A VideoResult: where the file is, its size and SHA-256, never the bytes.
 
     """
-    logger = get_run_logger()
+    return download_step(
+        Steps.for_task(),
+        credentials,
+        job,
+        ready,
+        destination=destination,
+        storage_block=storage_block,
+        filename=filename,
+        job_key=job_key,
+        overwrite=overwrite,
+    )
+
+
+def download_step(
+    steps: Steps,
+    credentials: VeniceCredentials,
+    job: QueuedJob,
+    ready: VideoReady | None = None,
+    *,
+    destination: str = ".",
+    storage_block: str | None = None,
+    filename: str | None = None,
+    job_key: str | None = None,
+    overwrite: bool = False,
+) -> VideoResult:
+    """Run download_video's code inside the caller's task run (see download_video)."""
+    logger = steps.logger
     started = time.monotonic()
     local = (
         None
         if storage_block
-        else LocalDestination(Path(destination).expanduser().resolve(), filename, overwrite)
+        else LocalDestination(
+            Path(destination).expanduser().resolve(), filename, overwrite, sweep=steps.sweep
+        )
     )
     staging_dir = str(local.staging_dir) if local else None
     client = shared_client(credentials)
-    staged = _staged_video(client_ready=ready, job=job, client=client, staging_dir=staging_dir)
+    staged = _staged_video(
+        client_ready=ready, job=job, client=client, staging_dir=staging_dir, sweep=steps.sweep
+    )
+    waited = f" (ready after {ready.wait_seconds:.1f} s and {ready.polls} polls)" if ready else ""
     if storage_block is not None:
         key = check_storage_key(filename or f"{job.queue_id}.mp4")
         fs = load_writable_file_system(storage_block)
@@ -364,7 +478,9 @@ def download_video(
             location = save_to_block(fs, key, staged.path, logger=logger)
         finally:
             staged.path.unlink(missing_ok=True)
-        logger.info("Saved video %s to block %r at %s.", job.queue_id, storage_block, location)
+        logger.info(
+            "Saved video %s to block %r at %s%s.", job.queue_id, storage_block, location, waited
+        )
     else:
         assert local is not None
         final = local.place(staged.path, job.queue_id)
@@ -376,7 +492,7 @@ def download_video(
                 final,
             )
         location = str(final)
-        logger.info("Saved video %s to %s.", job.queue_id, location)
+        logger.info("Saved video %s to %s%s.", job.queue_id, location, waited)
     result = VideoResult(
         queue_id=job.queue_id,
         model=job.model,
@@ -389,7 +505,7 @@ def download_video(
         download_seconds=time.monotonic() - started,
     )
     if job_key is not None:
-        job_journal().saved(job_key, result.model_dump(mode="json"))
+        steps.journal.saved(job_key, result.model_dump(mode="json"))
     return result
 
 
@@ -413,20 +529,40 @@ def complete_video(
     an error (the result says False for it). With `job_key`, the private link is then
     dropped from the job journal (even if the clean-up fails), so no secret stays at rest.
     """
-    logger = get_run_logger()
+    return cleanup_step(
+        Steps.for_task(),
+        credentials,
+        job,
+        revoke_link=revoke_link,
+        complete=complete,
+        job_key=job_key,
+    )
+
+
+def cleanup_step(
+    steps: Steps,
+    credentials: VeniceCredentials,
+    job: QueuedJob,
+    *,
+    revoke_link: bool = True,
+    complete: bool = True,
+    job_key: str | None = None,
+) -> CleanupResult:
+    """Run complete_video's code inside the caller's task run (see complete_video)."""
+    logger = steps.logger
     client = shared_client(credentials)
     try:
         outcome = clean_up(client, job, revoke_link=revoke_link, complete=complete)
     finally:
         if job_key is not None:
             # The video is saved: the link has no more use at rest, cleaned up or not.
-            job_journal().cleaned(job_key)
+            steps.journal.cleaned(job_key)
     if outcome.link_revoked is not None:
         state = "revoked" if outcome.link_revoked else "was already gone"
-        logger.info("Private link of %s %s.", job.queue_id, state)
+        logger.log(steps.detail, "Private link of %s %s.", job.queue_id, state)
     if outcome.media_deleted is not None:
         state = "deleted on Venice" if outcome.media_deleted else "was already gone"
-        logger.info("Media of %s %s.", job.queue_id, state)
+        logger.log(steps.detail, "Media of %s %s.", job.queue_id, state)
     return CleanupResult(
         queue_id=job.queue_id,
         link_revoked=outcome.link_revoked,
@@ -434,13 +570,14 @@ def complete_video(
     )
 
 
-def _staging_file(staging_dir: str | None, queue_id: str) -> Path:
+def _staging_file(staging_dir: str | None, queue_id: str, *, sweep: bool = True) -> Path:
     base = (
         Path(staging_dir).expanduser()
         if staging_dir
         else Path(tempfile.gettempdir()) / "prefect-venice"
     )
-    remove_stale_staging(base, remove_empty=False)  # leftovers of killed runs
+    if sweep:
+        remove_stale_staging(base, remove_empty=False)  # leftovers of killed runs
     remove_partial_downloads(base, queue_id)  # a killed attempt at this very job
     ensure_directory(base)
     return base / f"{queue_id}.mp4"
@@ -452,9 +589,9 @@ def _staged_video(
     job: QueuedJob,
     client: VeniceClient,
     staging_dir: str | None,
+    sweep: bool = True,
 ) -> VideoSaved:
     """Return the MP4 on local disk: staged by wait_for_video, or fetched now."""
-    staged_path = _staging_file(staging_dir, job.queue_id)
     if client_ready is not None and client_ready.inline_path is not None:
         inline = Path(client_ready.inline_path)
         if inline.is_file() and client_ready.sha256 and client_ready.size_bytes is not None:
@@ -465,6 +602,7 @@ def _staged_video(
                 queue_id=job.queue_id,
                 source="retrieve",
             )
+    staged_path = _staging_file(staging_dir, job.queue_id, sweep=sweep)
     if client_ready is None or client_ready.inline_path is not None:
         # No wait in this run, or its staged file is gone: ask Venice once more.
         answer = client.retrieve(job, staged_path)
