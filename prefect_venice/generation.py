@@ -25,7 +25,7 @@ import math
 import os
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -206,11 +206,15 @@ class LocalDestination:
 
 
 def _link_without_replacing(staged: Path, final: Path, queue_id: str) -> Path:
-    candidates = [final, final.with_name(f"{final.stem}-{queue_id}{final.suffix or '.mp4'}")]
-    candidates += [
-        final.with_name(f"{final.stem}-{queue_id}-{n}{final.suffix}") for n in range(2, 50)
-    ]
-    for candidate in candidates:
+    def candidates() -> Iterator[Path]:
+        # Made one at a time: the first is free nearly always, and fifty paths per video
+        # cost a batch more CPU than its downloads.
+        yield final
+        yield final.with_name(f"{final.stem}-{queue_id}{final.suffix or '.mp4'}")
+        for n in range(2, 50):
+            yield final.with_name(f"{final.stem}-{queue_id}-{n}{final.suffix}")
+
+    for candidate in candidates():
         try:
             # link() never replaces: it fails if the name exists, atomically.
             os.link(staged, candidate)
