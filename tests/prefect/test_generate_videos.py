@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PrefectAPI
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import rate_limit as real_rate_limit
@@ -203,3 +204,74 @@ def test_a_batch_stays_inside_venices_limits_with_no_configuration(
     statuses = [e["status"] for e in emulator.requests() if e["endpoint"] == "queue"]
     assert statuses == [200] * 7
     assert len({r.queue_id for r in results}) == 7
+
+
+def test_a_batch_logs_each_video_when_queued_and_when_saved_not_at_every_step(
+    emulator: Emulator, credentials_block: str, output_dir: Path, prefect_api: PrefectAPI
+) -> None:
+    state = generate_videos(
+        requests=takes(output_dir, 3),
+        max_usd=5.0,
+        credentials_block=credentials_block,
+        return_state=True,
+    )
+
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    messages = [log.message for log in prefect_api.logs(flow_run_id)]
+    for result in state.result():
+        mine = [m for m in messages if result.queue_id in m]
+        assert len([m for m in mine if m.startswith("Queued video")]) == 1, mine
+        (saved,) = [m for m in mine if m.startswith("Saved video")]
+        assert "ready after" in saved and "polls" in saved
+        # Polls, "ready" and the clean-up are DEBUG inside a batch (jobs here take under
+        # a second, far less than the 30 s between two progress lines of one video).
+        assert not [m for m in mine if "% done" in m or "still processing" in m], mine
+        assert not [m for m in mine if m.startswith(("Media of", "Video "))], mine
+
+
+def test_the_batch_progress_artifact_ends_with_every_video_counted(
+    emulator: Emulator, credentials_block: str, output_dir: Path, prefect_api: PrefectAPI
+) -> None:
+    state = generate_videos(
+        requests=takes(output_dir, 3),
+        max_usd=5.0,
+        credentials_block=credentials_block,
+        return_state=True,
+    )
+
+    assert state.is_completed(), state.message
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    (progress,) = [a for a in prefect_api.artifacts(flow_run_id) if a.type == "progress"]
+    assert progress.key == "venice-batch-progress"
+    assert progress.data == 100.0
+    assert progress.description == "3 of 3 videos saved"
+
+
+def test_a_batch_checks_a_shared_output_folder_once_before_paying(
+    emulator: Emulator,
+    credentials_block: str,
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect_venice import download
+
+    probes: list[Path] = []
+    real_make_temp_file = download.make_temp_file
+
+    def counting(directory: Path, **options: Any) -> tuple[int, str]:
+        if str(options.get("prefix", "")).startswith(".probe-"):
+            probes.append(directory)
+        return real_make_temp_file(directory, **options)
+
+    monkeypatch.setattr("prefect_venice.generation.make_temp_file", counting)
+    other = output_dir.parent / "other-videos"
+    elsewhere = VideoRequest(prompt="A kite", aspect_ratio="16:9", output_dir=str(other))
+    requests = [*takes(output_dir, 3), elsewhere]
+
+    results = generate_videos(requests=requests, max_usd=5.0, credentials_block=credentials_block)
+
+    assert len(results) == 4
+    assert sorted(p.parent.name for p in probes) == ["other-videos", "videos"]
