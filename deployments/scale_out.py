@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -73,6 +74,10 @@ CREDENTIALS_BLOCK = "venice"
 STATE_FILE_NAME = "scale-out.json"
 QUEUE_LIMIT = "venice-queue"
 RETRIEVE_LIMIT = "venice-retrieve"
+#: The work pool's command: the stdlib-only stub of deployments/prestart.py (no site,
+#: no environment options). An absolute path: a run's process starts in a temporary
+#: folder, and the checkout is at the same path on every worker (prefect.yaml's rule).
+PRESTART_COMMAND = f"python3 -I -S {shlex.quote(str(DEPLOYMENTS_DIR / 'prestart.py'))} run"
 
 
 class ScaleOutError(RuntimeError):
@@ -97,6 +102,8 @@ class ScaleOutConfig:
         window_limits: Create the global limits (`prefect-venice limits`) and use them.
         worker_query_seconds: How often a worker asks the server for runs.
         heartbeat_seconds: Flow-run heartbeat interval (the zombie automation's input).
+        prestart: Start each run from a pre-started interpreter (`deployments/prestart.py`)
+            beside each worker instead of a fresh `python -m prefect.engine`.
         startup_timeout: Seconds to wait for each service to answer.
     """
 
@@ -113,6 +120,7 @@ class ScaleOutConfig:
     window_limits: bool = True
     worker_query_seconds: float = 1.0
     heartbeat_seconds: int = 30
+    prestart: bool = True
     startup_timeout: float = 120.0
 
     @property
@@ -139,6 +147,18 @@ class ScaleOutConfig:
     def state_file(self) -> Path:
         """The JSON record of the running stack."""
         return self.root / STATE_FILE_NAME
+
+    def prestart_socket(self, index: int) -> Path:
+        """The socket of machine `index`'s pre-started interpreter.
+
+        A Unix socket's path must stay under about 100 bytes; a deep root gets one in
+        /tmp named after it instead.
+        """
+        path = self.machine(index) / "prestart.sock"
+        if len(str(path)) <= 100:
+            return path
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        return Path("/tmp") / f"prefect-venice-prestart-{digest}.sock"  # noqa: S108 (0600 socket)
 
     def machine(self, index: int) -> Path:
         """The private folder of worker `index` (its Prefect home, pacing state)."""
@@ -371,6 +391,11 @@ def worker_environment(config: ScaleOutConfig, api_url: str, index: int) -> dict
         PREFECT_WORKER_QUERY_SECONDS=str(config.worker_query_seconds),
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(config.heartbeat_seconds),
     )
+    if config.prestart:
+        env.update(
+            PREFECT_VENICE_PRESTART_SOCKET=str(config.prestart_socket(index)),
+            PREFECT_VENICE_PRESTART_PYTHON=sys.executable,
+        )
     if config.window_limits:
         env.update(
             PREFECT_INTEGRATIONS_VENICE_QUEUE_RATE_LIMIT=QUEUE_LIMIT,
@@ -445,6 +470,28 @@ def start_emulator(config: ScaleOutConfig) -> tuple[ManagedProcess, str, str]:
     return process, f"{origin}/api/v1", origin
 
 
+def start_prestart(config: ScaleOutConfig, api_url: str, index: int) -> ManagedProcess:
+    """Start machine `index`'s pre-started interpreter and wait for its socket."""
+    for folder in (config.machine(index) / "prefect-home", config.machine(index) / "venice-home"):
+        folder.mkdir(parents=True, exist_ok=True)
+    path = config.prestart_socket(index)
+    path.unlink(missing_ok=True)
+    argv = [sys.executable, str(DEPLOYMENTS_DIR / "prestart.py"), "serve", "--socket", str(path)]
+    process = start_process(
+        f"prestart-{index}",
+        argv,
+        worker_environment(config, api_url, index),
+        config.stack,
+        cwd=DEPLOYMENTS_DIR,
+    )
+    deadline = time.monotonic() + config.startup_timeout
+    while not path.exists():
+        if not is_running(process) or time.monotonic() > deadline:
+            raise ScaleOutError(f"prestart-{index} did not start; see {process.log}")
+        time.sleep(0.1)
+    return process
+
+
 def start_worker(config: ScaleOutConfig, api_url: str, index: int) -> ManagedProcess:
     """Start `prefect worker start --pool venice` as machine `index`."""
     for folder in (config.machine(index) / "prefect-home", config.machine(index) / "venice-home"):
@@ -476,6 +523,18 @@ def configure(config: ScaleOutConfig, api_url: str, emulator_url: str | None = N
     # 3. The work pool and its concurrency.
     with contextlib.suppress(ScaleOutError):  # it may exist from an earlier `up`
         _prefect(config, api_url, "work-pool", "create", POOL, "--type", "process")
+    # Runs start through deployments/prestart.py: from the worker's pre-started
+    # interpreter when one listens (PREFECT_VENICE_PRESTART_SOCKET), else as usual.
+    template = json.loads(
+        _prefect(config, api_url, "work-pool", "get-default-base-job-template", "--type", "process")
+    )
+    if config.prestart:
+        template["variables"]["properties"]["command"]["default"] = PRESTART_COMMAND
+    template_file = config.root / "process-job-template.json"
+    template_file.write_text(json.dumps(template, indent=2))
+    _prefect(
+        config, api_url, "work-pool", "update", POOL, "--base-job-template", str(template_file)
+    )
     _prefect(
         config,
         api_url,
@@ -562,8 +621,11 @@ def up(config: ScaleOutConfig) -> ScaleOutStack:
             processes.append(emulator)
             save_state(config, stack)
         configure(config, api_url, stack.emulator_url)
-        # 7. The workers.
+        # 7. The workers, each with its pre-started interpreter.
         for index in range(1, config.workers + 1):
+            if config.prestart:
+                processes.append(start_prestart(config, api_url, index))
+                save_state(config, stack)
             worker = start_worker(config, api_url, index)
             processes.append(worker)
             stack.workers.append(worker.name)
@@ -680,12 +742,15 @@ def fire(
 
 
 def kill_machine(stack: ScaleOutStack, worker: str) -> list[int]:
-    """SIGKILL a worker and every process it started, as if its machine died; return pids.
+    """SIGKILL a worker, its pre-started interpreter and their children, as a dead machine.
 
     Nothing is told: the worker cannot report its runs Crashed, and they stay Running
     until the zombie automation (`prefect-venice recovery`) marks them.
     """
-    root = stack.process(worker).pid
+    roots = {stack.process(worker).pid}
+    prestart = worker.replace("worker-", "prestart-")
+    with contextlib.suppress(KeyError):
+        roots.add(stack.process(prestart).pid)
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -693,7 +758,7 @@ def kill_machine(stack: ScaleOutStack, worker: str) -> list[int]:
         except OSError:
             continue
         parents[int(stat.parent.name)] = int(raw[raw.rindex(")") + 2 :].split()[1])
-    doomed = {root}
+    doomed = set(roots)
     grew = True
     while grew:
         grew = False
@@ -704,8 +769,9 @@ def kill_machine(stack: ScaleOutStack, worker: str) -> list[int]:
     for pid in sorted(doomed):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(root, os.WNOHANG)
+    for root in roots:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(root, os.WNOHANG)
     return sorted(doomed)
 
 
@@ -848,6 +914,7 @@ def _config(args: argparse.Namespace) -> ScaleOutConfig:
         emulator=getattr(args, "emulator", False),
         time_scale=getattr(args, "time_scale", 0.01),
         window_limits=not getattr(args, "no_limits", False),
+        prestart=not getattr(args, "no_prestart", False),
     )
 
 
@@ -864,6 +931,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     up_parser.add_argument("--emulator", action="store_true", help="use the Venice emulator")
     up_parser.add_argument("--time-scale", type=float, default=0.01)
     up_parser.add_argument("--no-limits", action="store_true", help="no global limits")
+    up_parser.add_argument(
+        "--no-prestart", action="store_true", help="plain `python -m prefect.engine` per run"
+    )
     setup_parser = sub.add_parser(
         "setup", help="steps 3-6 only, against the server PREFECT_API_URL names (compose)"
     )

@@ -215,6 +215,13 @@ def _recovery_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     recovery.add_argument(
         "--no-retry", action="store_true", help="only mark dead runs Crashed; do not retry"
     )
+    recovery.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="runs per flow run, retries included (default 3); a run that never started "
+        "is not retried",
+    )
     recovery.set_defaults(run=_recovery)
 
 
@@ -484,7 +491,14 @@ def _recovery(args: argparse.Namespace) -> int:
 
     if not math.isfinite(args.silence) or args.silence < 30:
         raise _UsageError(f"--silence must be at least 30 seconds (got {args.silence}).")
-    plan = RecoveryPlan(tag=args.tag, silence_seconds=args.silence, retry=not args.no_retry)
+    if args.max_attempts < 2:
+        raise _UsageError(f"--max-attempts must be at least 2 (got {args.max_attempts}).")
+    plan = RecoveryPlan(
+        tag=args.tag,
+        silence_seconds=args.silence,
+        retry=not args.no_retry,
+        max_attempts=args.max_attempts,
+    )
     for name in ensure_recovery_automations(plan):
         print(f"automation: {name}")
     print("export PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30  # on every worker")

@@ -54,12 +54,16 @@ class RecoveryPlan:
         silence_seconds: A run with no heartbeat for this long is marked Crashed; keep
             it above twice the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (30 s: 90 s).
         retry: Also schedule crashed runs again.
+        max_attempts: A run is scheduled again only while it has run fewer times than
+            this, and only if it ran at all: a run that crashed before it started
+            (a broken command or image) would crash again, forever.
 
     """
 
     tag: str = "venice"
     silence_seconds: float = 90.0
     retry: bool = True
+    max_attempts: int = 3
 
 
 def _tagged(tag: str) -> ResourceSpecification:
@@ -103,13 +107,22 @@ def recovery_automations(plan: RecoveryPlan) -> list[AutomationCore]:
             AutomationCore(
                 name=RETRY_CRASHED,
                 description=(
-                    f"A flow run tagged {plan.tag!r} crashed: schedule it again, so that "
-                    "a live worker runs it. It keeps its id and so its job key: with a "
-                    "shared job journal it resumes the job already paid for."
+                    f"A flow run tagged {plan.tag!r} crashed after it started, and ran fewer "
+                    f"than {plan.max_attempts} times: schedule it again, so that a live "
+                    "worker runs it. It keeps its id and so its job key: with a shared job "
+                    "journal it resumes the job already paid for."
                 ),
                 trigger=EventTrigger(
                     expect={"prefect.flow-run.Crashed"},
-                    match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                    # The event's run count: 1 .. max_attempts - 1 (0: it never ran).
+                    match=ResourceSpecification(
+                        {
+                            "prefect.resource.id": ["prefect.flow-run.*"],
+                            "prefect.run-count": [
+                                str(count) for count in range(1, plan.max_attempts)
+                            ],
+                        }
+                    ),
                     match_related=_tagged(plan.tag),
                     for_each={"prefect.resource.id"},
                     posture=Posture.Reactive,

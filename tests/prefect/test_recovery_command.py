@@ -41,6 +41,8 @@ def test_recovery_creates_the_zombie_and_retry_automations_once(
     (again,) = retry.actions  # type: ignore[attr-defined]
     assert (again.state, again.name) == (StateType.SCHEDULED, "AwaitingRetry")
     assert retry.trigger.expect == {"prefect.flow-run.Crashed"}  # type: ignore[attr-defined]
+    # Only runs that started, and fewer than three times: never a crash loop.
+    assert retry.trigger.match["prefect.run-count"] == ["1", "2"]  # type: ignore[attr-defined]
 
 
 def test_no_retry_removes_the_retry_automation(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,3 +58,11 @@ def test_a_silence_shorter_than_two_heartbeats_is_refused(
 ) -> None:
     assert main(["recovery", "--silence", "10"]) == 2
     assert "--silence must be at least 30 seconds" in capsys.readouterr().err
+
+
+def test_max_attempts_bounds_the_retries(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recovery", "--max-attempts", "5"]) == 0
+    (retry,) = _named(RETRY_CRASHED)
+    assert retry.trigger.match["prefect.run-count"] == ["1", "2", "3", "4"]  # type: ignore[attr-defined]
+    assert main(["recovery", "--max-attempts", "1"]) == 2
+    assert "--max-attempts must be at least 2" in capsys.readouterr().err
