@@ -147,7 +147,11 @@ def _exit_code(status: int) -> int:
 
 
 def _run_child(
-    listener: socket.socket, others: list[socket.socket], request: dict[str, Any], fds: list[int]
+    listener: socket.socket,
+    others: list[socket.socket],
+    request: dict[str, Any],
+    fds: list[int],
+    module: str,
 ) -> None:
     """In the forked child: become the run's process, then run the engine as `-m` would."""
     code = 1
@@ -166,7 +170,7 @@ def _run_child(
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        sys.argv = ["prefect.engine", *request["argv"]]
+        sys.argv = [module, *request["argv"]]
         import runpy
 
         from prefect.context import SettingsContext, get_settings_context
@@ -174,7 +178,7 @@ def _run_child(
 
         with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
             try:
-                runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -191,12 +195,16 @@ def _run_child(
             os._exit(code)
 
 
-def serve(path: str) -> None:
-    """Import everything once, then fork one child per run handed over on `path`."""
+def serve(path: str, module: str = "prefect.engine") -> None:
+    """Import everything once, then fork one child per run handed over on `path`.
+
+    Each child runs `module` as `python -m module` would (the engine; tests run a
+    stand-in).
+    """
     import importlib
 
-    for module in PRELOAD:
-        importlib.import_module(module)
+    for name in PRELOAD:
+        importlib.import_module(name)
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -242,9 +250,8 @@ def serve(path: str) -> None:
                     continue
                 pid = os.fork()
                 if pid == 0:
-                    _run_child(
-                        listener, [*runs.values(), conn, wake_read, wake_write], request, fds
-                    )
+                    inherited = [*runs.values(), conn, wake_read, wake_write]
+                    _run_child(listener, inherited, request, fds, module)
                 for fd in fds:
                     os.close(fd)
                 _send(conn, {"pid": pid})
@@ -304,10 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="import once, fork a child per run")
     serve_parser.add_argument("--socket", default=os.environ.get(SOCKET_ENV))
+    serve_parser.add_argument(
+        "--module", default="prefect.engine", help="what each child runs (default: the engine)"
+    )
     parsed = parser.parse_args(args)
     if not parsed.socket:
         parser.error(f"--socket or {SOCKET_ENV} is required")
-    serve(parsed.socket)
+    serve(parsed.socket, parsed.module)
     return 0
 
 

@@ -1,0 +1,153 @@
+"""deployments/prestart.py: runs forked from a pre-started interpreter behave like processes.
+
+The server runs a stand-in for `prefect.engine` here (a module that reports what it
+was given); the real engine goes through it in test_scale_out.py's sixty runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PRESTART = Path(__file__).resolve().parents[2] / "deployments" / "prestart.py"
+
+FAKE_ENGINE = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    if os.environ.get("FAKE_SLEEP"):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))
+    report = {
+        "argv": sys.argv[1:],
+        "cwd": os.getcwd(),
+        "run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+    }
+    print(json.dumps(report), flush=True)
+    print("to stderr", file=sys.stderr, flush=True)
+    if os.environ.get("FAKE_SLEEP"):
+        time.sleep(float(os.environ["FAKE_SLEEP"]))
+    sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
+    """
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """A prestart server whose children run the stand-in engine."""
+    (tmp_path / "fake_engine.py").write_text(FAKE_ENGINE)
+    socket_path = tmp_path / "prestart.sock"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    argv = [sys.executable, str(PRESTART), "serve", "--socket", str(socket_path)]
+    process = subprocess.Popen(
+        [*argv, "--module", "fake_engine"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not socket_path.exists():
+        assert process.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "the server did not listen"
+        time.sleep(0.1)
+    try:
+        yield socket_path, process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _stub(socket_path: Path | None, cwd: Path, **env: str) -> subprocess.Popen[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(env)
+    if socket_path is not None:
+        environment["PREFECT_VENICE_PRESTART_SOCKET"] = str(socket_path)
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", str(PRESTART), "run", "extra-arg"],
+        cwd=cwd,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_run_gets_the_stubs_environment_folder_arguments_streams_and_exit_code(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, process = server
+    folder = tmp_path / "run-folder"
+    folder.mkdir()
+
+    stub = _stub(socket_path, folder, PREFECT__FLOW_RUN_ID="run-1", FAKE_EXIT="3")
+    out, err = stub.communicate(timeout=60)
+
+    assert stub.returncode == 3
+    report = json.loads(out.splitlines()[-1])
+    assert report["argv"] == ["extra-arg"]
+    assert report["cwd"] == str(folder)
+    assert report["run_id"] == "run-1"
+    # Forked from the server, not started by the stub.
+    assert report["ppid"] == process.pid
+    assert "to stderr" in err
+
+
+def test_sigterm_to_the_stub_reaches_the_run(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, _ = server
+    stub = _stub(socket_path, tmp_path, FAKE_SLEEP="30")
+    assert stub.stdout is not None
+    json.loads(stub.stdout.readline())  # the run started
+
+    stub.send_signal(signal.SIGTERM)
+
+    assert stub.wait(timeout=30) == 42  # the run's own SIGTERM handler ran
+
+
+def test_a_killed_stub_takes_its_run_with_it(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, _ = server
+    stub = _stub(socket_path, tmp_path, FAKE_SLEEP="30")
+    assert stub.stdout is not None
+    run_pid = json.loads(stub.stdout.readline())["pid"]
+
+    stub.kill()
+    stub.wait(timeout=10)
+
+    deadline = time.monotonic() + 20
+    while _alive(run_pid):
+        assert time.monotonic() < deadline, "the run outlived the worker's process"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_without_a_server_the_stub_becomes_the_engine_command(tmp_path: Path) -> None:
+    fake_python = tmp_path / "python"
+    fake_python.write_text('#!/bin/sh\necho "exec: $*"\n')
+    fake_python.chmod(0o755)
+
+    stub = _stub(
+        tmp_path / "nothing-listens.sock", tmp_path, PREFECT_VENICE_PRESTART_PYTHON=str(fake_python)
+    )
+    out, _ = stub.communicate(timeout=30)
+
+    assert stub.returncode == 0
+    assert out.strip() == "exec: -m prefect.engine extra-arg"
