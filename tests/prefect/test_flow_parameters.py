@@ -26,6 +26,6 @@ def test_generate_videos_form_takes_requests_a_budget_a_block_name_and_a_window(
         "max_in_flight",
     }
     window = schema["properties"]["max_in_flight"]
-    assert window["default"] == 50
+    assert window["default"] == 100  # 40 queue calls a minute x jobs of 2-3 minutes
     assert window["minimum"] == 1
     assert window.get("description")
