@@ -53,7 +53,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     return {
         "download": lambda: single.bench_download(runs, mib),
         "download_disk": lambda: download.bench_download_disk(runs, 256 if quick else 1024),
-        "polling": lambda: polling.bench_polling_batch(scale=0.05, repeats=repeats),
+        "polling": lambda: polling.bench_polling_batch(scale=0.1, repeats=repeats),
         "flow_overhead": lambda: single.bench_flow_overhead(runs=3 if quick else 7),
         "batch": lambda: batch.bench_batch_vs_script(
             videos=args.batch_videos, scale=0.01, repeats=1 if quick else 3, staging_guard=guard
