@@ -219,11 +219,10 @@ def check_rate_limit(limit_name: str | None, setting: str) -> None:
     """
     if not limit_name:
         return
-    with get_client(sync_client=True) as client:
-        try:
-            limit = client.read_global_concurrency_limit_by_name(limit_name)
-        except ObjectNotFound:
-            limit = None
+    try:
+        limit = _prefect_client().read_global_concurrency_limit_by_name(limit_name)
+    except ObjectNotFound:
+        limit = None
     if limit is None or not limit.active or limit.limit < 1:
         problem = "does not exist" if limit is None else "is inactive or has no slots"
         raise InvalidRequestError(
