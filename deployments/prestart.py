@@ -36,7 +36,7 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 SOCKET_ENV = "PREFECT_VENICE_PRESTART_SOCKET"
 PYTHON_ENV = "PREFECT_VENICE_PRESTART_PYTHON"
@@ -152,7 +152,7 @@ def _run_child(
     request: dict[str, Any],
     fds: list[int],
     module: str,
-) -> None:
+) -> NoReturn:
     """In the forked child: become the run's process, then run the engine as `-m` would."""
     code = 1
     try:
@@ -177,6 +177,10 @@ def _run_child(
         from prefect.settings import Settings
 
         with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
+            # Logging was configured at import, from the server's settings: again, from the run's.
+            from prefect.logging.configuration import setup_logging
+
+            setup_logging(incremental=False)
             try:
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
                 code = 0
@@ -187,12 +191,10 @@ def _run_child(
 
         traceback.print_exc()
         code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+    # Leave as `python -m` would: up through serve() and main() (neither catches it), so
+    # the interpreter's exit joins threads and runs the atexit hooks that drain Prefect's
+    # log and event workers. os._exit here lost a run's last log lines.
+    raise SystemExit(code)
 
 
 def serve(path: str, module: str = "prefect.engine") -> None:

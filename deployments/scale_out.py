@@ -860,6 +860,25 @@ def stack_cpu(stack: ScaleOutStack) -> dict[str, float]:
     return {process.name: session_cpu_seconds(process.pid) for process in stack.processes}
 
 
+def logs_containing(stack: ScaleOutStack, text: str) -> int:
+    """Count the log lines on the server whose message contains `text` (all runs)."""
+    count, offset = 0, 0
+    while True:
+        body = json.dumps({"limit": 200, "offset": offset}).encode()
+        request = urllib.request.Request(  # noqa: S310 (loopback)
+            f"{stack.api_url}/logs/filter",
+            data=body,
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            page = json.loads(answer.read())
+        count += sum(1 for line in page if text in str(line.get("message", "")))
+        if len(page) < 200:
+            return count
+        offset += 200
+
+
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 (loopback)
         return json.loads(answer.read())

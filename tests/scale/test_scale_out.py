@@ -31,6 +31,7 @@ from scale_out import (
     emulator_report,
     fire,
     kill_machine,
+    logs_containing,
     up,
     wait_for_runs,
 )
@@ -79,6 +80,9 @@ def test_sixty_runs_over_three_workers_pay_once_each_inside_the_limits(
     # Spread: every worker ran some of the runs.
     assert set(report["workers"]) == {f"worker-{i}" for i in range(1, config.workers + 1)}
     assert len(list(config.videos.glob("*.mp4"))) == RUNS
+    # Every run's last lines reached the UI (a forked run that skipped the interpreter's
+    # exit lost them once).
+    assert logs_containing(stack, " saved at ") == RUNS
 
 
 @pytest.fixture(scope="module")
