@@ -305,41 +305,14 @@ def start_postgres(config: ScaleOutConfig, port: int) -> tuple[ManagedProcess, s
         if not is_running(process) or time.monotonic() > deadline:
             raise ScaleOutError(f"PostgreSQL did not start; see {process.log}")
         time.sleep(0.3)
-    exists = _run(
-        [
-            str(bin_dir.parent / "bin" / "psql") if (bin_dir / "psql").exists() else "psql",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "prefect",
-            "-d",
-            "postgres",
-            "-tAc",
-            "SELECT 1 FROM pg_database WHERE datname = 'prefect'",
-        ],
-        env=client_env,
-        what="psql",
-    )
-    if exists.strip() != "1":
-        _run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "prefect",
-                "-d",
-                "postgres",
-                "-c",
-                "CREATE DATABASE prefect",
-            ],
-            env=client_env,
-            what="CREATE DATABASE",
-        )
+
+    def psql(*args: str) -> str:
+        program = str(bin_dir / "psql") if (bin_dir / "psql").exists() else "psql"
+        connection = ["-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "-d", "postgres"]
+        return _run([program, *connection, *args], env=client_env, what="psql")
+
+    if psql("-tAc", "SELECT 1 FROM pg_database WHERE datname = 'prefect'").strip() != "1":
+        psql("-c", "CREATE DATABASE prefect")
     return process, url, redacted, folder
 
 
