@@ -131,10 +131,30 @@ def run_stub(argv: Sequence[str]) -> int:
         except InterruptedError:
             continue
         if ended is None:
-            print("prestart: lost the server before the run ended", file=sys.stderr)
+            # The server died: its run would go on unseen (no one reports its end) while
+            # the worker marks it Crashed and it may be retried. End it first.
+            print("prestart: lost the server; ending the run", file=sys.stderr)
+            _end(child)
             return 1
         if "exit" in ended:
             return int(ended["exit"])
+
+
+def _end(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM `pid` (not our child), then SIGKILL it if it still runs after `grace` s."""
+    import time
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 # The server ------------------------------------------------------------------------

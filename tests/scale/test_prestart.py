@@ -131,6 +131,24 @@ def test_a_killed_stub_takes_its_run_with_it(
         time.sleep(0.2)
 
 
+def test_a_dead_server_takes_its_runs_with_it(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, process = server
+    stub = _stub(socket_path, tmp_path, FAKE_SLEEP="30")
+    assert stub.stdout is not None
+    run_pid = json.loads(stub.stdout.readline())["pid"]
+
+    process.kill()
+    process.wait(10)
+
+    assert stub.wait(timeout=30) == 1
+    deadline = time.monotonic() + 20
+    while _alive(run_pid):
+        assert time.monotonic() < deadline, "the run outlived its server and its stub"
+        time.sleep(0.2)
+
+
 def _alive(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
     try:
