@@ -876,6 +876,8 @@ def emulator_report(origin: str) -> dict[str, Any]:
         "charged_usd": round(sum(float(job.get("charged_usd", 0.0)) for job in jobs.values()), 4),
         "peak_queue_per_60s": peak_per_window(requests, "queue"),
         "peak_retrieve_per_60s": peak_per_window(requests, "retrieve"),
+        # Seconds from the first queue call to each one: the windows at a glance.
+        "queue_call_offsets": [round(t - queue_times[0], 1) for t in queue_times],
         "first_queue_call": queue_times[0] if queue_times else None,
         "last_queue_call": queue_times[-1] if queue_times else None,
         "longest_job_seconds": round(max(run_seconds, default=0.0), 2),
