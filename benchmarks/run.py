@@ -14,6 +14,7 @@ Benchmarks (names for --only):
   batch          100 videos: generate_videos vs a hand-written asyncio + httpx script
   thousand       1,000 videos in one generate_videos run
   real_limits    60 jobs under the real 40/120-per-minute limits, against their bound
+  global_limits  120 videos on three "machines" sharing the limits through Prefect's limits
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 # benchmarks/ is this script's folder, so its modules import by their plain names.
 import batch
 import download
+import global_limits
 import polling
 import single
 from common import JSON, write_json
@@ -43,6 +45,7 @@ BENCHMARKS = (
     "batch",
     "thousand",
     "real_limits",
+    "global_limits",
 )
 
 
@@ -65,6 +68,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
             staging_guard=guard,
         ),
         "real_limits": lambda: batch.bench_real_limits(jobs=60, scale=0.01, staging_guard=guard),
+        "global_limits": lambda: global_limits.bench_global_limits(videos=60 if quick else 120),
     }
 
 
