@@ -90,6 +90,13 @@ def policies(scale: float) -> dict[str, Callable[[], PollPolicy]]:
             first_interval=5 * scale,
             target_lag=PollPolicy().target_lag * scale,
         ),
+        # The same with the median lag target at the loop's own 2.5 s.
+        "history_2.5s": lambda: PollPolicy(
+            min_interval=3 * scale,
+            max_interval=30 * scale,
+            first_interval=5 * scale,
+            target_lag=2.5 * scale,
+        ),
         # The same without the frontier (only differs under a short allowance).
         "history_fifo": lambda: PollPolicy(
             min_interval=3 * scale,
@@ -219,15 +226,21 @@ def bench_polling_batch(
     repeats: int = 3,
     budget_jobs: int = 48,
     budget_limit: int = 60,
+    names: tuple[str, ...] = ("loop_5s", "estimate", "history"),
+    budget: bool = True,
 ) -> dict[str, Any]:
-    """Same seeds for every policy; medians over repeats; ratios against the 5 s loop."""
+    """Same seeds for every policy; medians over repeats; ratios against the 5 s loop.
+
+    `names` picks the policies (see `policies`; the loop always runs, for the ratios);
+    `budget=False` skips the short-allowance part.
+    """
     summary: dict[str, Any] = {
         "jobs": jobs,
         "shapes": [f"{s.model} {s.duration} {s.resolution}" for s in SHAPES],
         "time_scale": scale,
         "repeats": repeats,
     }
-    runs: dict[str, list[JSON]] = {name: [] for name in ("loop_5s", "estimate", "history")}
+    runs: dict[str, list[JSON]] = {name: [] for name in dict.fromkeys(("loop_5s", *names))}
     for seed in range(repeats):
         for name, rows in runs.items():
             rows.append(asyncio.run(_run(name, jobs, scale, seed, None)))
@@ -238,9 +251,11 @@ def bench_polling_batch(
         for row in table.values():
             row["retrieves_vs_loop"] = round(row["retrieves_per_job"] / loop, 2)
         summary[part] = table
-    budget: dict[str, list[JSON]] = {name: [] for name in ("history", "history_fifo")}
+    if not budget:
+        return summary
+    short: dict[str, list[JSON]] = {name: [] for name in ("history", "history_fifo")}
     for seed in range(repeats):
-        for name, rows in budget.items():
+        for name, rows in short.items():
             rows.append(asyncio.run(_run(name, budget_jobs, scale, seed, budget_limit)))
     summary["short_budget"] = {
         "jobs": budget_jobs,
@@ -250,7 +265,7 @@ def bench_polling_batch(
                 **_median_of(rows, "warm"),
                 "http_429": statistics.median(r["http_429"] for r in rows),
             }
-            for name, rows in budget.items()
+            for name, rows in short.items()
         },
     }
     return summary
