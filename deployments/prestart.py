@@ -35,6 +35,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -59,14 +60,30 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ())
     body = json.dumps(message).encode()
     data = _HEADER.pack(len(body)) + body
     if fds:
-        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        sock.sendall(data[sent:])  # the descriptors went with the first bytes
     else:
         sock.sendall(data)
 
 
 def _recv(sock: socket.socket, want_fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
-    """Read one message (and up to `want_fds` descriptors); None when the peer closed."""
+    """Read one message (and up to `want_fds` descriptors); None when the peer closed.
+
+    Descriptors received before a failure are closed, never leaked.
+    """
     fds: list[int] = []
+    try:
+        return _recv_into(sock, want_fds, fds)
+    except BaseException:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+
+
+def _recv_into(
+    sock: socket.socket, want_fds: int, fds: list[int]
+) -> tuple[dict[str, Any] | None, list[int]]:
     chunks = b""
     while len(chunks) < _HEADER.size:
         if want_fds and not fds:
@@ -96,35 +113,63 @@ def _recv(sock: socket.socket, want_fds: int = 0) -> tuple[dict[str, Any] | None
 # The stub the worker starts -------------------------------------------------------
 
 
-def _become_engine(argv: Sequence[str]) -> None:
+def _become_engine(argv: Sequence[str]) -> NoReturn:
     python = os.environ.get(PYTHON_ENV) or sys.executable
     os.execv(python, [python, "-m", "prefect.engine", *argv])  # noqa: S606 (our own argv)
 
 
+def _peer_uid(sock: socket.socket) -> int | None:
+    """The user id of the process at the other end of a Unix socket (Linux), else None."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    credentials = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return int(uid)
+
+
 def run_stub(argv: Sequence[str]) -> int:
     """Hand this run to the server and wait for it; without a server, become the engine."""
-    path = os.environ.get(SOCKET_ENV)
-    if not path:
-        _become_engine(argv)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)  # type: ignore[arg-type]
-    except OSError:
-        sock.close()
-        _become_engine(argv)
-    _send(sock, {"env": dict(os.environ), "cwd": os.getcwd(), "argv": list(argv)}, fds=(0, 1, 2))
-    started, _ = _recv(sock)
-    if started is None or "pid" not in started:
-        print("prestart: the server did not start the run", file=sys.stderr)
-        return 1
-    child = int(started["pid"])
+    child: int | None = None
+    pending: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
+        if child is None:
+            pending.append(signum)  # before the run exists: sent as soon as it does
+            return
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+    path = os.environ.get(SOCKET_ENV)
+    if not path:
+        _become_engine(argv)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        _become_engine(argv)
+    peer = _peer_uid(sock)
+    if peer is not None and peer != os.geteuid():
+        # Someone else's socket: never hand it this run's environment (API keys).
+        print(f"prestart: {path} belongs to another user; not using it", file=sys.stderr)
+        sock.close()
+        _become_engine(argv)
+    _send(sock, {"env": dict(os.environ), "cwd": os.getcwd(), "argv": list(argv)}, fds=(0, 1, 2))
+    while True:
+        try:
+            started, _ = _recv(sock)
+            break
+        except InterruptedError:
+            continue
+    if started is None or "pid" not in started:
+        print("prestart: the server did not start the run", file=sys.stderr)
+        return 1
+    child = int(started["pid"])
+    for early in pending:
+        forward(early, None)
     while True:
         try:
             ended, _ = _recv(sock)
@@ -142,8 +187,6 @@ def run_stub(argv: Sequence[str]) -> int:
 
 def _end(pid: int, grace: float = 10.0) -> None:
     """SIGTERM `pid` (not our child), then SIGKILL it if it still runs after `grace` s."""
-    import time
-
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -159,6 +202,13 @@ def _end(pid: int, grace: float = 10.0) -> None:
 
 # The server ------------------------------------------------------------------------
 
+#: Seconds a run gets after SIGTERM, once its stub died, before SIGKILL (as the worker
+#: would have done to a process of its own).
+KILL_GRACE_SECONDS = 10.0
+#: A stub sends its request at once; one that stalls longer is dropped.
+REQUEST_TIMEOUT_SECONDS = 2.0
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 
 def _exit_code(status: int) -> int:
     if os.WIFSIGNALED(status):
@@ -173,15 +223,22 @@ def _run_child(
     fds: list[int],
     module: str,
 ) -> NoReturn:
-    """In the forked child: become the run's process, then run the engine as `-m` would."""
+    """In the forked child: become the run's process, then run the engine as `-m` would.
+
+    Entered with TERM, INT and HUP blocked (see `_fork_run`): the server's handlers are
+    replaced by Python's defaults before any of them can arrive.
+    """
     code = 1
     try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
         listener.close()
         for conn in others:
             conn.close()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
         for target, fd in zip((0, 1, 2), fds, strict=False):
             os.dup2(fd, target)
         for fd in fds:
@@ -190,12 +247,20 @@ def _run_child(
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
+        time.tzset()
         sys.argv = [module, *request["argv"]]
         import runpy
 
-        from prefect.context import SettingsContext, get_settings_context
+        from prefect.context import (
+            SettingsContext,
+            get_settings_context,
+            refresh_global_settings_context,
+        )
         from prefect.settings import Settings
 
+        # Threads started without this context (log and event workers) read the global
+        # one, built from the server's environment at import: build it from the run's.
+        refresh_global_settings_context()
         with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
             # Logging was configured at import, from the server's settings: again, from the run's.
             from prefect.logging.configuration import setup_logging
@@ -217,18 +282,40 @@ def _run_child(
     raise SystemExit(code)
 
 
-def serve(path: str, module: str = "prefect.engine") -> None:
-    """Import everything once, then fork one child per run handed over on `path`.
+def _fork_run(
+    listener: socket.socket,
+    inherited: list[socket.socket],
+    request: dict[str, Any],
+    fds: list[int],
+    module: str,
+) -> int:
+    """Fork the run's child with the forwarded signals blocked around the fork.
 
-    Each child runs `module` as `python -m module` would (the engine; tests run a
-    stand-in).
+    A SIGTERM that the stub forwards the moment it learns the pid then reaches the child
+    under Python's default handling, never the server's own handler.
     """
-    import importlib
+    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _run_child(listener, inherited, request, fds, module)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+    return pid
 
-    for name in PRELOAD:
-        importlib.import_module(name)
-    if os.path.exists(path):
-        os.unlink(path)
+
+def _bind(path: str) -> socket.socket:
+    """Listen on `path` (0600), refusing to take over a path another server answers on."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a stale socket of a server that is gone
+    else:
+        raise SystemExit(f"prestart: another server already answers on {path}")
+    finally:
+        probe.close()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o077)
     try:
@@ -236,17 +323,35 @@ def serve(path: str, module: str = "prefect.engine") -> None:
     finally:
         os.umask(old_umask)
     listener.listen(128)
+    return listener
+
+
+def serve(
+    path: str, module: str = "prefect.engine", kill_grace: float = KILL_GRACE_SECONDS
+) -> None:
+    """Import everything once, then fork one child per run handed over on `path`.
+
+    Each child runs `module` as `python -m module` would (the engine; tests run a
+    stand-in). SIGTERM or SIGINT stops taking runs (the socket goes, so stubs fall back
+    to the plain engine) and waits for the running ones; a second one ends them.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    listener = _bind(path)
+    inode = os.stat(path).st_ino
     # SIGCHLD wakes the loop through this pair; children are reaped there, not in a handler.
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)
     signal.set_wakeup_fd(wake_write.fileno())
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    stop = False
+    stops = 0
 
     def request_stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
+        nonlocal stops
+        stops += 1
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -254,40 +359,34 @@ def serve(path: str, module: str = "prefect.engine") -> None:
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_read, selectors.EVENT_READ, "wake")
     runs: dict[int, socket.socket] = {}  # child pid -> the stub's connection
+    kill_at: dict[int, float] = {}  # child pid -> when to SIGKILL it (its stub died)
+    accepting = True
     print(f"prestart: serving on {path} (pid {os.getpid()})", flush=True)
-    while not stop:
+    while True:
+        if stops and accepting:
+            accepting = False
+            selector.unregister(listener)
+            listener.close()
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:  # never another server's socket
+                    os.unlink(path)
+        if stops > 1:
+            for pid in runs:
+                kill_at.setdefault(pid, time.monotonic() + kill_grace)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        if not accepting and not runs:
+            break
         for key, _ in selector.select(timeout=1.0):
             if key.data == "accept":
-                conn, _ = listener.accept()
-                conn.settimeout(10)
-                try:
-                    request, fds = _recv(conn, want_fds=3)
-                except OSError:
-                    conn.close()
-                    continue
-                if request is None or len(fds) != 3:
-                    for fd in fds:
-                        os.close(fd)
-                    conn.close()
-                    continue
-                pid = os.fork()
-                if pid == 0:
-                    inherited = [*runs.values(), conn, wake_read, wake_write]
-                    _run_child(listener, inherited, request, fds, module)
-                for fd in fds:
-                    os.close(fd)
-                _send(conn, {"pid": pid})
-                conn.setblocking(False)
-                runs[pid] = conn
-                selector.register(conn, selectors.EVENT_READ, pid)
+                _accept(listener, selector, runs, wake_read, wake_write, module)
             elif key.data == "wake":
-                try:
+                with contextlib.suppress(BlockingIOError):
                     while wake_read.recv(512):
                         pass
-                except BlockingIOError:
-                    pass
             else:
-                # The stub closed its end (or sent something): it died, so end its run.
+                # The stub closed its end: it died (the worker killed it), so end its run,
+                # as the worker would have: SIGTERM now, SIGKILL after the grace.
                 pid = int(key.data)
                 stub = runs.get(pid)
                 try:
@@ -298,30 +397,81 @@ def serve(path: str, module: str = "prefect.engine") -> None:
                     alive = False
                 if not alive:
                     selector.unregister(key.fileobj)
+                    kill_at.setdefault(pid, time.monotonic() + kill_grace)
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
-        # Reap every ended child and tell its stub how it ended.
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            ended = runs.pop(pid, None)
-            if ended is None:
-                continue
-            with contextlib.suppress(KeyError, ValueError):
-                selector.unregister(ended)
+        now = time.monotonic()
+        for pid, deadline in list(kill_at.items()):
+            if now >= deadline and pid in runs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        _reap(runs, kill_at, selector)
+
+
+def _accept(
+    listener: socket.socket,
+    selector: selectors.BaseSelector,
+    runs: dict[int, socket.socket],
+    wake_read: socket.socket,
+    wake_write: socket.socket,
+    module: str,
+) -> None:
+    """Take one stub's request and fork its run; a bad or gone stub never stops the server."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    fds: list[int] = []
+    pid = 0
+    try:
+        if _peer_uid(conn) not in (None, os.geteuid()):
+            raise ValueError("a stub of another user")
+        conn.settimeout(REQUEST_TIMEOUT_SECONDS)
+        request, fds = _recv(conn, want_fds=3)
+        if request is None or len(fds) != 3:
+            raise ValueError("an incomplete request")
+        if not isinstance(request.get("env"), dict) or not isinstance(request.get("cwd"), str):
+            raise ValueError("a malformed request")
+        inherited = [*runs.values(), conn, wake_read, wake_write]
+        pid = _fork_run(listener, inherited, request, fds, module)
+        _send(conn, {"pid": pid})
+        conn.setblocking(False)
+        runs[pid] = conn
+        selector.register(conn, selectors.EVENT_READ, pid)
+    except Exception as exc:
+        print(f"prestart: dropped a request: {exc!r}", file=sys.stderr, flush=True)
+        if pid:
+            # Forked, but its stub is gone: nobody would report the run's end.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        conn.close()
+    finally:
+        for fd in fds:
             with contextlib.suppress(OSError):
-                ended.settimeout(5)
-                _send(ended, {"exit": _exit_code(status)})
-            ended.close()
-    for pid in list(runs):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    listener.close()
-    os.unlink(path)
+                os.close(fd)
+
+
+def _reap(
+    runs: dict[int, socket.socket], kill_at: dict[int, float], selector: selectors.BaseSelector
+) -> None:
+    """Reap every ended child and tell its stub how it ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        kill_at.pop(pid, None)
+        ended = runs.pop(pid, None)
+        if ended is None:
+            continue
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(ended)
+        with contextlib.suppress(OSError):
+            ended.settimeout(5)
+            _send(ended, {"exit": _exit_code(status)})
+        ended.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,10 +486,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument(
         "--module", default="prefect.engine", help="what each child runs (default: the engine)"
     )
+    serve_parser.add_argument(
+        "--kill-grace",
+        type=float,
+        default=KILL_GRACE_SECONDS,
+        help="seconds between SIGTERM and SIGKILL for a run whose stub died (default 10)",
+    )
     parsed = parser.parse_args(args)
     if not parsed.socket:
         parser.error(f"--socket or {SOCKET_ENV} is required")
-    serve(parsed.socket, parsed.module)
+    serve(parsed.socket, parsed.module, parsed.kill_grace)
     return 0
 
 

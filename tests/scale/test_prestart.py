@@ -25,6 +25,8 @@ FAKE_ENGINE = textwrap.dedent(
     import json, os, signal, sys, time
     if os.environ.get("FAKE_SLEEP"):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))
+    if os.environ.get("FAKE_STUBBORN"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     report = {
         "argv": sys.argv[1:],
         "cwd": os.getcwd(),
@@ -49,7 +51,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     argv = [sys.executable, str(PRESTART), "serve", "--socket", str(socket_path)]
     process = subprocess.Popen(
-        [*argv, "--module", "fake_engine"],
+        [*argv, "--module", "fake_engine", "--kill-grace", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -169,3 +171,70 @@ def test_without_a_server_the_stub_becomes_the_engine_command(tmp_path: Path) ->
 
     assert stub.returncode == 0
     assert out.strip() == "exec: -m prefect.engine extra-arg"
+
+
+def _raw_request(socket_path: Path, payload: bytes, fds: bool) -> None:
+    """Send a request by hand (as a broken or vanished stub would) and hang up at once."""
+    import array
+    import socket
+    import struct
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(socket_path))
+    data = struct.pack("!I", len(payload)) + payload
+    if fds:
+        rights = array.array("i", [0, 1, 2])
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
+    else:
+        sock.sendall(data)
+    sock.close()
+
+
+def test_bad_or_vanished_stubs_never_stop_the_server(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, process = server
+    request = {"env": {"FAKE_SLEEP": "0.2"}, "cwd": str(tmp_path), "argv": []}
+
+    _raw_request(socket_path, b"{not json", fds=True)
+    _raw_request(socket_path, json.dumps(request).encode(), fds=True)  # gone before its pid
+    _raw_request(socket_path, json.dumps(request).encode(), fds=False)  # no streams
+
+    stub = _stub(socket_path, tmp_path, FAKE_EXIT="5")
+    assert stub.wait(timeout=60) == 5
+    assert process.poll() is None
+
+
+def test_a_run_that_ignores_sigterm_is_killed_after_the_grace(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, _ = server
+    stub = _stub(socket_path, tmp_path, FAKE_SLEEP="60", FAKE_STUBBORN="1")
+    assert stub.stdout is not None
+    run_pid = json.loads(stub.stdout.readline())["pid"]
+
+    stub.kill()  # as the worker's SIGKILL after its own grace
+    stub.wait(timeout=10)
+
+    deadline = time.monotonic() + 20
+    while _alive(run_pid):
+        assert time.monotonic() < deadline, "a run that ignores SIGTERM outlived its stub"
+        time.sleep(0.2)
+
+
+def test_sigterm_stops_taking_runs_and_waits_for_the_running_ones(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    socket_path, process = server
+    stub = _stub(socket_path, tmp_path, FAKE_SLEEP="2")
+    assert stub.stdout is not None
+    json.loads(stub.stdout.readline())
+
+    process.send_signal(signal.SIGTERM)
+
+    deadline = time.monotonic() + 10
+    while socket_path.exists():
+        assert time.monotonic() < deadline, "the socket stayed after SIGTERM"
+        time.sleep(0.1)
+    assert stub.wait(timeout=30) == 0  # the running run finished normally
+    assert process.wait(timeout=30) == 0
