@@ -90,12 +90,12 @@ def policies(scale: float) -> dict[str, Callable[[], PollPolicy]]:
             first_interval=5 * scale,
             target_lag=PollPolicy().target_lag * scale,
         ),
-        # The same with the median lag target at the loop's own 2.5 s.
-        "history_2.5s": lambda: PollPolicy(
+        # The same with a tighter median lag target, 2.0 s.
+        "history_2.0s": lambda: PollPolicy(
             min_interval=3 * scale,
             max_interval=30 * scale,
             first_interval=5 * scale,
-            target_lag=2.5 * scale,
+            target_lag=2.0 * scale,
         ),
         # The same without the frontier (only differs under a short allowance).
         "history_fifo": lambda: PollPolicy(

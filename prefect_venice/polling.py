@@ -15,8 +15,8 @@ Two schedules live in :class:`PollPolicy`:
   have finished yet this is one long sleep to the start of the distribution; where
   many jobs finish the polls are dense; in the tail, where few jobs remain, sparser.
   The constant c is chosen per distribution so that the median detection lag over
-  the distribution is `target_lag` (2.0 s: within the 2.5 s of the guide's fixed 5 s
-  loop; twice that on the prior from Venice's estimate). Past
+  the distribution is `target_lag` (2.5 s, the median lag of the guide's fixed
+  5 s loop; twice that on the prior from Venice's estimate). Past
   the distribution's end the polls back off geometrically. This is the
   hazard-weighted rule that minimises polls plus c-weighted lag: a poll at time t
   costs only for the jobs still running then.
@@ -283,12 +283,11 @@ class PollPolicy:
     rng: random.Random = field(default_factory=random.Random)
     use_history: bool = True
     """Schedule from the completion times of earlier jobs of the same shape."""
-    target_lag: float = 2.0
+    target_lag: float = 2.5
     """Median seconds from a job's end to the poll that sees it, on the shape's history.
 
-    The guide's fixed 5 s loop has a median lag of 2.5 s; a history of a few dozen jobs
-    describes the next ones only roughly, and the lag met on them runs a few tenths of
-    a second above the target, hence 2.0 to stay within the loop's.
+    2.5 s is the median lag of the guide's fixed 5 s loop. A history of a few dozen
+    jobs describes the next ones only roughly: the lag met runs a little above or below.
     """
     min_history: int = 5
     """Completions of a shape needed before its history replaces Venice's estimate."""
