@@ -176,10 +176,15 @@ def _limits_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
             "paces itself from Venice's rate-limit headers; these limits make workers on "
             "several machines share one key's allowance. By default each is a window "
             "limit: its slots are the minute's allowance and every call leases one for "
-            "61 s, so no 60 s holds more calls than Venice allows (set the server's "
+            "62 s, so no 60 s holds more calls than Venice allows (set the server's "
             "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS=1 so that slots come back "
             "on time). --kind rate makes token buckets with slot decay instead."
         ),
+    )
+    limits.add_argument(
+        "--reset",
+        action="store_true",
+        help="free every taken slot (after a server restart with in-memory lease storage)",
     )
     limits.add_argument(
         "--kind",
@@ -455,7 +460,11 @@ def _spend(args: argparse.Namespace) -> int:
 
 def _limits(args: argparse.Namespace) -> int:
     # The Prefect layer is imported here only: the rest of the CLI never loads Prefect.
-    from prefect_venice.tasks.pacing import ensure_rate_limits, rate_limit_specs
+    from prefect_venice.tasks.pacing import (
+        WINDOW_LEASE_SECONDS,
+        ensure_rate_limits,
+        rate_limit_specs,
+    )
 
     for value, flag in (
         (args.queue_per_minute, "--queue-per-minute"),
@@ -470,10 +479,10 @@ def _limits(args: argparse.Namespace) -> int:
         args.retrieve_name,
         kind=args.kind,
     )
-    ensure_rate_limits(specs)
+    ensure_rate_limits(specs, reset=args.reset)
     for spec in specs:
         how = (
-            "each call leases one for 61 s"
+            f"each call leases one for {WINDOW_LEASE_SECONDS:g} s"
             if spec.kind == "window"
             else f"{spec.decay_per_second}/s come back"
         )

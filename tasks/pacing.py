@@ -14,6 +14,8 @@ Two kinds of limit are understood, told apart by the limit itself:
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import threading
 import time
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.concurrency.sync import rate_limit
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
@@ -43,12 +46,15 @@ __all__ = [
 DEFAULT_QUEUE_LIMIT = "venice-queue"
 DEFAULT_RETRIEVE_LIMIT = "venice-retrieve"
 
-#: How long a call holds its slot of a window limit: Venice's 60 s window, plus one
-#: second for the time between taking the slot and Venice counting the request.
+#: How long a call holds its slot of a window limit: Venice's 60 s window, plus two
+#: seconds for the time between taking the slot and Venice counting the request (a
+#: busy machine can deschedule a process between the two).
 #: (Prefect's lease API accepts 60 s at least.)
-WINDOW_LEASE_SECONDS = 61.0
+WINDOW_LEASE_SECONDS = 62.0
 
 LimitKind = Literal["window", "rate"]
+
+logger = logging.getLogger("prefect_venice.pacing")
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,12 @@ def rate_limit_specs(
     ]
 
 
-def ensure_rate_limits(specs: list[RateLimitSpec]) -> None:
+def ensure_rate_limits(specs: list[RateLimitSpec], reset: bool = False) -> None:
     """Create each global limit on the Prefect server, or update it to these numbers.
+
+    `reset` frees every taken slot: after a server restart with in-memory lease storage
+    (the default), the leases are gone but their slots stay taken for good. A limit
+    whose kind changes is reset too.
 
     Workers still pace themselves from Venice's headers; these limits make workers on
     several machines share the allowance. Turning a rate limit into a window limit (or
@@ -111,9 +121,22 @@ def ensure_rate_limits(specs: list[RateLimitSpec]) -> None:
     """
     with get_client(sync_client=True) as client:
         for spec in specs:
+            try:
+                before = client.read_global_concurrency_limit_by_name(spec.name)
+            except ObjectNotFound:
+                before = None
             client.upsert_global_concurrency_limit_by_name(
                 spec.name, spec.slots, slot_decay_per_second=spec.decay_per_second
             )
+            switched = before is not None and bool(before.slot_decay_per_second) != bool(
+                spec.decay_per_second
+            )
+            if switched or (reset and before is not None):
+                # Slots taken under the other kind would never come back (a rate slot has
+                # no lease) or come back twice (a leased slot that also decays).
+                client.update_global_concurrency_limit(
+                    spec.name, GlobalConcurrencyLimitUpdate(active_slots=0)
+                )
 
 
 _client_lock = threading.Lock()
@@ -130,10 +153,23 @@ def _prefect_client() -> SyncPrefectClient:
     with _client_lock:
         client = _clients.get(url)
         if client is None:
-            client = get_client(sync_client=True)
+            # Distinct httpx settings: a client of our own, never the flow run's client
+            # context (which get_client would hand back, and which closes with the run).
+            client = get_client(sync_client=True, httpx_settings={"timeout": 30.0})
             client.__enter__()
             _clients[url] = client
         return client
+
+
+def _forget_clients() -> None:
+    """Start a forked child with no client: the parent's connections are not its own."""
+    global _client_lock
+    _client_lock = threading.Lock()
+    _clients.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_clients)
 
 
 #: How long a process trusts what it read of a limit's kind before reading it again.
@@ -161,6 +197,12 @@ def limit_kind(limit_name: str) -> LimitKind:
             f"The global concurrency limit {limit_name!r} does not exist; create it with "
             "`prefect-venice limits` or unset the setting that names it."
         ) from None
+    if not limit.active:
+        # The server grants slots of an inactive limit without counting them: unpaced.
+        raise InvalidRequestError(
+            f"The global concurrency limit {limit_name!r} is inactive; activate it, recreate "
+            "it with `prefect-venice limits`, or unset the setting that names it."
+        )
     kind: LimitKind = "rate" if limit.slot_decay_per_second else "window"
     with _kinds_lock:
         _kinds[limit_name] = (kind, now)
@@ -176,14 +218,23 @@ def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECOND
     with jitter, so a freed slot is taken within about a second).
     """
     client = _prefect_client()
+    started = time.monotonic()
+    warned = started
     while True:
         try:
-            client.increment_concurrency_slots_with_lease(
+            answer = client.increment_concurrency_slots_with_lease(
                 names=[limit_name],
                 slots=1,
                 mode="concurrency",
                 lease_duration=lease_seconds,
             )
+            if not answer.json().get("limits"):
+                # The server skips missing and inactive limits and grants the call: that
+                # would run unpaced. Refuse instead (before the call, nothing is paid).
+                raise InvalidRequestError(
+                    f"The global concurrency limit {limit_name!r} does not exist or is "
+                    "inactive; recreate it with `prefect-venice limits` or unset the setting."
+                )
             return
         except PrefectHTTPStatusError as exc:
             if exc.response.status_code != 423:
@@ -193,6 +244,16 @@ def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECOND
             except ValueError:
                 hint = 1.0
             delay = min(max(hint, 0.25), 2.0)
+            now = time.monotonic()
+            if now - warned >= 60:
+                warned = now
+                logger.warning(
+                    "Waited %.0f s for a slot of the global limit %r (Venice's allowance "
+                    "is used up). If no calls are being made, its slots may be stuck: "
+                    "`prefect-venice limits --reset` frees them.",
+                    now - started,
+                    limit_name,
+                )
             time.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secret
 
 

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
 from prefect.exceptions import PrefectHTTPStatusError
 
 from prefect_venice.cli import main
@@ -33,7 +36,7 @@ def test_the_limits_command_creates_two_window_limits_and_prints_the_settings(
     assert (
         "export PREFECT_INTEGRATIONS_VENICE_RETRIEVE_RATE_LIMIT=cmd-venice-retrieve" in captured.out
     )
-    assert "cmd-venice-queue: 20 slots, each call leases one for 61 s" in captured.err
+    assert "cmd-venice-queue: 20 slots, each call leases one for 62 s" in captured.err
     queue, retrieve = _read("cmd-venice-queue"), _read("cmd-venice-retrieve")
     # A window limit: the whole minute's allowance as slots, no decay (leases free them).
     assert (queue.limit, queue.slot_decay_per_second) == (20, 0.0)
@@ -104,3 +107,41 @@ def test_a_missing_limit_is_named_before_anything_is_sent() -> None:
         pacing.pace(f"missing-{uuid.uuid4().hex[:8]}")
     with pytest.raises(InvalidRequestError, match="prefect-venice limits"):
         pacing.check_rate_limit(f"missing-{uuid.uuid4().hex[:8]}", "SETTING")
+
+
+def test_a_kind_switch_or_reset_frees_the_taken_slots(capsys: pytest.CaptureFixture[str]) -> None:
+    names = ["--queue-name", "cmd-reset-queue", "--retrieve-name", "cmd-reset-retrieve"]
+    assert main(["limits", *names]) == 0
+    pacing.pace("cmd-reset-queue")
+    pacing.pace("cmd-reset-queue")
+    assert _read("cmd-reset-queue").active_slots == 2
+
+    assert main(["limits", *names]) == 0  # same kind, no reset: the slots stay taken
+    assert _read("cmd-reset-queue").active_slots == 2
+    assert main(["limits", *names, "--reset"]) == 0
+    assert _read("cmd-reset-queue").active_slots == 0
+
+    pacing.pace("cmd-reset-queue")
+    assert main(["limits", *names, "--kind", "rate"]) == 0  # a leased slot must not decay too
+    assert _read("cmd-reset-queue").active_slots == 0
+
+
+def test_an_inactive_limit_is_refused_not_skipped() -> None:
+    name = _window_limit(3)
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=False))
+
+    # The server grants slots of an inactive limit without counting them: unpaced.
+    with pytest.raises(InvalidRequestError, match="is inactive"):
+        pacing.pace(name)
+
+
+def test_a_deleted_limit_is_refused_not_skipped() -> None:
+    name = _window_limit(3)
+    assert pacing.limit_kind(name) == "window"  # known to this process
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(name)
+
+    # The server grants a slot of a missing limit with no limit attached: unpaced.
+    with pytest.raises(InvalidRequestError, match="does not exist or is inactive"):
+        pacing.take_window_slot(name)
