@@ -34,6 +34,8 @@ __all__ = [
 
 CRASH_ZOMBIES = "venice: mark runs without heartbeat Crashed"
 RETRY_CRASHED = "venice: schedule crashed runs again"
+#: How the first automation's Crashed message begins; the second retries only those.
+ZOMBIE_MESSAGE_PREFIX = "No heartbeat for"
 
 #: Flow-run events that end a run, or show that it is alive.
 _ALIVE_OR_OVER = {
@@ -55,8 +57,9 @@ class RecoveryPlan:
             it above twice the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY (30 s: 90 s).
         retry: Also schedule crashed runs again.
         max_attempts: A run is scheduled again only while it has run fewer times than
-            this, and only if it ran at all: a run that crashed before it started
-            (a broken command or image) would crash again, forever.
+            this, only if it ran at all, and only if the first automation marked it
+            (its heartbeats stopped): a run that crashes by itself (a broken command or
+            image, a flow that fails to load) would crash again, forever.
 
     """
 
@@ -95,7 +98,7 @@ def recovery_automations(plan: RecoveryPlan) -> list[AutomationCore]:
             ChangeFlowRunState(
                 state=StateType.CRASHED,
                 message=(
-                    f"No heartbeat for {plan.silence_seconds:g} s: the run's worker or "
+                    f"{ZOMBIE_MESSAGE_PREFIX} {plan.silence_seconds:g} s: the run's worker or "
                     "machine stopped. Marked Crashed by prefect-venice recovery."
                 ),
             )
@@ -107,8 +110,8 @@ def recovery_automations(plan: RecoveryPlan) -> list[AutomationCore]:
             AutomationCore(
                 name=RETRY_CRASHED,
                 description=(
-                    f"A flow run tagged {plan.tag!r} crashed after it started, and ran fewer "
-                    f"than {plan.max_attempts} times: schedule it again, so that a live "
+                    f"A flow run tagged {plan.tag!r} marked Crashed for want of heartbeats, "
+                    f"that ran fewer than {plan.max_attempts} times: schedule it again, so a live "
                     "worker runs it. It keeps its id and so its job key: with a shared job "
                     "journal it resumes the job already paid for."
                 ),
@@ -121,6 +124,10 @@ def recovery_automations(plan: RecoveryPlan) -> list[AutomationCore]:
                             "prefect.run-count": [
                                 str(count) for count in range(1, plan.max_attempts)
                             ],
+                            # Only the runs the first automation marked: a run that
+                            # crashes on its own (a broken command, a flow that fails to
+                            # load) keeps its run count and would be retried forever.
+                            "prefect.state-message": [f"{ZOMBIE_MESSAGE_PREFIX}*"],
                         }
                     ),
                     match_related=_tagged(plan.tag),

@@ -43,6 +43,11 @@ def test_recovery_creates_the_zombie_and_retry_automations_once(
     assert retry.trigger.expect == {"prefect.flow-run.Crashed"}  # type: ignore[attr-defined]
     # Only runs that started, and fewer than three times: never a crash loop.
     assert retry.trigger.match["prefect.run-count"] == ["1", "2"]  # type: ignore[attr-defined]
+    # ...and only those the heartbeat automation marked, by the message it gives them.
+    assert retry.trigger.match["prefect.state-message"] == [  # type: ignore[attr-defined]
+        "No heartbeat for*"
+    ]
+    assert crash.message.startswith("No heartbeat for 120 s")
 
 
 def test_no_retry_removes_the_retry_automation(capsys: pytest.CaptureFixture[str]) -> None:
