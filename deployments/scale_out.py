@@ -42,6 +42,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -151,14 +152,16 @@ class ScaleOutConfig:
     def prestart_socket(self, index: int) -> Path:
         """The socket of machine `index`'s pre-started interpreter.
 
-        A Unix socket's path must stay under about 100 bytes; a deep root gets one in
-        /tmp named after it instead.
+        A Unix socket's path must stay under about 100 bytes; a deep root gets one in a
+        folder of this user's in /tmp instead (0700, see `start_prestart`), never a
+        name another user could take first.
         """
         path = self.machine(index) / "prestart.sock"
         if len(str(path)) <= 100:
             return path
         digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-        return Path("/tmp") / f"prefect-venice-prestart-{digest}.sock"  # noqa: S108 (0600 socket)
+        folder = Path("/tmp") / f"prefect-venice-{os.geteuid()}-{digest}"  # noqa: S108
+        return folder / "prestart.sock"
 
     def machine(self, index: int) -> Path:
         """The private folder of worker `index` (its Prefect home, pacing state)."""
@@ -248,8 +251,9 @@ def start_postgres(config: ScaleOutConfig, port: int) -> tuple[ManagedProcess, s
     if not (data / "PG_VERSION").exists():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         password = secrets.token_urlsafe(18)
-        password_file.write_text(password)
-        password_file.chmod(0o600)
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(password)
         pwfile = folder / "pwfile"
         pwfile.write_text(password + "\n")
         if prefix:
@@ -329,8 +333,11 @@ def server_environment(
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_API_PORT=str(port),
         PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
-        # Window limits: an expired lease frees its slot within a second, not fifteen.
+        # Window limits: an expired lease frees its slot within a second, not fifteen,
+        # and leases kept in files survive a server restart (in memory, their slots
+        # would stay taken for good).
         PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
+        PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE="prefect.server.concurrency.lease_storage.filesystem",
     )
     if database_url is not None:
         env.update(
@@ -394,14 +401,20 @@ def _prefect(config: ScaleOutConfig, api_url: str, *args: str, cwd: Path | None 
     return done.stdout
 
 
-def _python(config: ScaleOutConfig, api_url: str, code: str, **extra: str) -> str:
+def _python(
+    config: ScaleOutConfig,
+    api_url: str,
+    code: str,
+    extra: dict[str, str] | None = None,
+    timeout: float = 300.0,
+) -> str:
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code],
         cwd=str(config.root),
-        env={**client_environment(config, api_url), **extra},
+        env={**client_environment(config, api_url), **(extra or {})},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     if done.returncode != 0:
@@ -448,7 +461,10 @@ def start_prestart(config: ScaleOutConfig, api_url: str, index: int) -> ManagedP
     for folder in (config.machine(index) / "prefect-home", config.machine(index) / "venice-home"):
         folder.mkdir(parents=True, exist_ok=True)
     path = config.prestart_socket(index)
-    path.unlink(missing_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    owner = path.parent.stat()
+    if owner.st_uid != os.geteuid() or owner.st_mode & 0o077:
+        raise ScaleOutError(f"{path.parent} is not a private folder of this user")
     argv = [sys.executable, str(DEPLOYMENTS_DIR / "prestart.py"), "serve", "--socket", str(path)]
     process = start_process(
         f"prestart-{index}",
@@ -458,11 +474,23 @@ def start_prestart(config: ScaleOutConfig, api_url: str, index: int) -> ManagedP
         cwd=DEPLOYMENTS_DIR,
     )
     deadline = time.monotonic() + config.startup_timeout
-    while not path.exists():
+    while not _answers(path):
         if not is_running(process) or time.monotonic() > deadline:
             raise ScaleOutError(f"prestart-{index} did not start; see {process.log}")
         time.sleep(0.1)
     return process
+
+
+def _answers(path: Path) -> bool:
+    """Tell whether a server listens on the Unix socket `path` (bound is not enough)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def start_worker(config: ScaleOutConfig, api_url: str, index: int) -> ManagedProcess:
@@ -534,7 +562,7 @@ def configure(config: ScaleOutConfig, api_url: str, emulator_url: str | None = N
         block_env.update(VENICE_API_KEY=EMULATOR_API_KEY, VENICE_BASE_URL=emulator_url)
     elif not os.environ.get("VENICE_API_KEY"):
         raise ScaleOutError("Set VENICE_API_KEY (or pass --emulator) for the credentials block.")
-    _python(config, api_url, _SAVE_BLOCK, **block_env)
+    _python(config, api_url, _SAVE_BLOCK, block_env)
     _prefect(
         config,
         api_url,
@@ -663,7 +691,7 @@ def create_runs(
         "FIRE_OUTPUT": str(config.videos),
         "FIRE_DEPLOYMENT": DEPLOYMENT,
     }
-    created = json.loads(_python(config, stack.api_url, _CREATE, **extra))
+    created = json.loads(_python(config, stack.api_url, _CREATE, extra))
     return [str(run_id) for run_id in created["ids"]], float(created["started"])
 
 
@@ -677,7 +705,8 @@ def wait_for_runs(
     """Wait until every run is final (or `timeout`); report states, workers, wall time."""
     extra = {"FIRE_IDS": json.dumps(list(ids)), "FIRE_STARTED": str(started)}
     extra["FIRE_TIMEOUT"] = str(timeout)
-    report: dict[str, Any] = json.loads(_python(config, stack.api_url, _WAIT, **extra))
+    answer = _python(config, stack.api_url, _WAIT, extra, timeout=timeout + 60)
+    report: dict[str, Any] = json.loads(answer)
     return report
 
 
@@ -835,7 +864,8 @@ def stack_cpu(stack: ScaleOutStack) -> dict[str, float]:
 
 def logs_containing(stack: ScaleOutStack, text: str) -> int:
     """Count the log lines on the server whose message contains `text` (all runs)."""
-    count, offset = 0, 0
+    seen: set[str] = set()
+    offset = 0
     while True:
         body = json.dumps({"limit": 200, "offset": offset}).encode()
         request = urllib.request.Request(  # noqa: S310 (loopback)
@@ -846,9 +876,9 @@ def logs_containing(stack: ScaleOutStack, text: str) -> int:
         )
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
             page = json.loads(answer.read())
-        count += sum(1 for line in page if text in str(line.get("message", "")))
+        seen.update(str(line["id"]) for line in page if text in str(line.get("message", "")))
         if len(page) < 200:
-            return count
+            return len(seen)
         offset += 200
 
 

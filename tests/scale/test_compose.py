@@ -58,6 +58,7 @@ def test_the_server_gets_the_settings_of_the_local_recipe(tmp_path: Path) -> Non
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE",
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW",
         "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
     }
 
     assert wanted <= _prefect_keys(local)
