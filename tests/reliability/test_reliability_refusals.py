@@ -185,7 +185,8 @@ FLOW_CASES: list[Case] = [
     ("quote above max_usd", _public(max_usd=0.01), r"above the budget"),
     # Waits.
     ("max_wait_seconds 0.5", _public(max_wait_seconds=0.5), r"max_wait_seconds.*1"),
-    ("max_wait_seconds 0", _public(max_wait_seconds=0), r"max_wait_seconds.*1"),
+    # 0 means "the worker's setting" since the run form offers it; 0.001 is still refused.
+    ("max_wait_seconds 0.001", _public(max_wait_seconds=0.001), r"max_wait_seconds.*1"),
     ("max_wait_seconds negative", _public(max_wait_seconds=-5), r"max_wait_seconds.*1"),
     ("max_wait_seconds NaN", _public(max_wait_seconds=float("nan")), r"max_wait_seconds.*finite"),
     ("max_wait_seconds inf", _public(max_wait_seconds=float("inf")), r"max_wait_seconds.*finite"),
