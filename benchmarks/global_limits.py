@@ -159,15 +159,19 @@ def _deployments() -> Any:
     return importlib.import_module("scale_out")
 
 
+def _recipe(root: Path) -> Any:
+    """The scale-out recipe's settings (a scale_out.ScaleOutConfig) for a stack under `root`."""
+    config = _deployments().ScaleOutConfig(root=root / "stack")
+    config.root.mkdir(parents=True, exist_ok=True)
+    return config
+
+
 def _start_postgres(root: Path) -> tuple[Any, str, Path]:
     """A PostgreSQL cluster of its own, as the scale-out recipe starts it (its step 1).
 
     Returns the process (a supervisor.ManagedProcess), the database URL and its folder.
     """
-    scale_out = _deployments()
-    config = scale_out.ScaleOutConfig(root=root / "postgres-root")
-    config.root.mkdir(parents=True, exist_ok=True)
-    process, url, _, folder = scale_out.start_postgres(config, _free_port())
+    process, url, _, folder = _deployments().start_postgres(_recipe(root), _free_port())
     return process, str(url), Path(folder)
 
 
@@ -179,28 +183,20 @@ def _stop_postgres(process: Any, folder: Path) -> None:
 def _start_server(
     root: Path, database_url: str | None, *, verbose: bool = False, timeout: float = 180.0
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`prefect server start` on a free port, repossessor loop 1 s; wait for /api/health.
+    """`prefect server start` as the scale-out recipe starts it; wait for /api/health.
 
-    On `database_url` (PostgreSQL, pool sized as the scale-out recipe sizes it), else
-    on SQLite in its Prefect home.
+    Its environment is the recipe's (`scale_out.server_environment`): the lease
+    repossessor every second, leases kept in files, and on `database_url` (PostgreSQL)
+    the database pool sized; without one, SQLite in its Prefect home.
     """
-    home = root / "server"
-    home.mkdir(parents=True)
+    config = _recipe(root)
+    home = config.root
     port = _free_port()
-    env = _base_env(home)
-    if database_url is not None:
-        env.update(
-            PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
-            PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE="20",
-            PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW="30",
-        )
+    env: dict[str, str] = dict(_deployments().server_environment(config, port, database_url))
     env.update(
-        PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
+        PREFECT_UI_ENABLED="false",
         # INFO (--keep): each request and each pass of the repossessor that frees leases.
         PREFECT_SERVER_LOGGING_LEVEL="INFO" if verbose else "WARNING",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_API_HOST="127.0.0.1",
-        PREFECT_SERVER_API_PORT=str(port),
     )
     argv = [str(BIN_DIR / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with (home / "server.log").open("wb") as log:
@@ -549,7 +545,10 @@ def bench_global_limits(
         "time_scale": scale,
         "bound_seconds": round(_bound(videos, scale), 2),
         "allowance": f"{QUEUE_PER_WINDOW} queue / {RETRIEVE_PER_WINDOW} retrieve per 60 s",
-        "server": "prefect server start, PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS=1",
+        "server": (
+            "prefect server start with the scale-out recipe's settings "
+            "(repossessor loop 1 s, leases in files)"
+        ),
         "database": database,
     }
     failed = False
@@ -569,7 +568,9 @@ def bench_global_limits(
         keep
         or failed
         or any(
-            "exit" in worker for side in sides for worker in summary[side].get("worker_runs", [])
+            "exit" in worker or "flow_error" in worker
+            for side in sides
+            for worker in summary[side].get("worker_runs", [])
         )
     ):
         summary["logs_kept_in"] = str(root)
