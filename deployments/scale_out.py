@@ -462,9 +462,9 @@ def start_prestart(config: ScaleOutConfig, api_url: str, index: int) -> ManagedP
         folder.mkdir(parents=True, exist_ok=True)
     path = config.prestart_socket(index)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    owner = path.parent.stat()
-    if owner.st_uid != os.geteuid() or owner.st_mode & 0o077:
-        raise ScaleOutError(f"{path.parent} is not a private folder of this user")
+    if path.parent.stat().st_uid != os.geteuid():
+        raise ScaleOutError(f"{path.parent} belongs to another user; not using it")
+    path.parent.chmod(0o700)  # only this user reaches the socket
     argv = [sys.executable, str(DEPLOYMENTS_DIR / "prestart.py"), "serve", "--socket", str(path)]
     process = start_process(
         f"prestart-{index}",
