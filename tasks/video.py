@@ -337,6 +337,9 @@ def wait_step(
         on_progress=reporter,
     )
     client = shared_client(credentials, settings.retrieve_rate_limit)
+    # A job this process just queued cannot be done yet: the first poll waits until the
+    # shape's history (or Venice's estimate) says it might be (0 when unknown).
+    time.sleep(min(clock.first_delay(), limit))
     while True:
         pace(settings.retrieve_rate_limit)
         try:
