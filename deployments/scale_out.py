@@ -898,12 +898,19 @@ def emulator_report(origin: str) -> dict[str, Any]:
     too_many = sum(1 for entry in requests if entry.get("status") == 429)
     run_seconds = [float(job.get("run_seconds", 0.0)) for job in jobs.values()]
     queue_times = sorted(float(e["time"]) for e in requests if e["endpoint"] == "queue")
+    retrieve_times = sorted(float(e["time"]) for e in requests if e["endpoint"] == "retrieve")
     return {
         "calls": ledger.get("calls", {}),
         "answers_429": too_many,
         "jobs": len(jobs),
         "queue_calls_per_job": sorted({int(job.get("queue_calls", 0)) for job in jobs.values()}),
         "charged_usd": round(sum(float(job.get("charged_usd", 0.0)) for job in jobs.values()), 4),
+        # Venice's own rule: fixed windows, each opened by the first call after the last
+        # one ended (what the emulator enforces, and what a 429 would answer).
+        "queue_per_venice_window": fixed_window_counts(queue_times),
+        "retrieve_per_venice_window": fixed_window_counts(retrieve_times),
+        # Any 60 s, sliding: stricter than Venice. A slot is taken a moment before Venice
+        # counts its call, so on a loaded machine this may exceed the limit by a few.
         "peak_queue_per_60s": peak_per_window(requests, "queue"),
         "peak_retrieve_per_60s": peak_per_window(requests, "retrieve"),
         # Seconds from the first queue call to each one: the windows at a glance.
@@ -913,6 +920,18 @@ def emulator_report(origin: str) -> dict[str, Any]:
         "longest_job_seconds": round(max(run_seconds, default=0.0), 2),
         "median_job_seconds": round(statistics.median(run_seconds), 2) if run_seconds else 0.0,
     }
+
+
+def fixed_window_counts(times: Sequence[float], period: float = 60.0) -> list[int]:
+    """Calls per fixed window, as Venice counts them: the first call opens a window."""
+    counts: list[int] = []
+    start: float | None = None
+    for moment in sorted(times):
+        if start is None or moment >= start + period:
+            start = moment
+            counts.append(0)
+        counts[-1] += 1
+    return counts
 
 
 def rate_limit_bound(runs: int, longest_job_seconds: float, per_window: int = 40) -> float:

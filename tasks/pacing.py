@@ -54,6 +54,9 @@ WINDOW_LEASE_SECONDS = 62.0
 
 LimitKind = Literal["window", "rate"]
 
+#: Answers of an overloaded Prefect server on which taking a slot is simply retried.
+_SERVER_BUSY = frozenset({500, 502, 503, 504})
+
 logger = logging.getLogger("prefect_venice.pacing")
 
 
@@ -237,8 +240,11 @@ def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECOND
                 )
             return
         except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 423:
+            status = exc.response.status_code
+            if status != 423 and status not in _SERVER_BUSY:
                 raise
+            # 423: the limit is full. 5xx: the server is overloaded (SQLite answers 503
+            # when locked); nothing was sent to Venice, so waiting and asking again is safe.
             try:
                 hint = float(exc.response.headers.get("Retry-After", "1"))
             except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
@@ -145,3 +146,29 @@ def test_a_deleted_limit_is_refused_not_skipped() -> None:
     # The server grants a slot of a missing limit with no limit attached: unpaced.
     with pytest.raises(InvalidRequestError, match="does not exist or is inactive"):
         pacing.take_window_slot(name)
+
+
+def test_a_busy_server_is_asked_again_for_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite answers 503 when locked: nothing was sent to Venice, so asking again is safe
+    # (the call failed before its queue call, and the flow run with it, before).
+    name = _window_limit(3)
+    client = pacing._prefect_client()
+    real = client.increment_concurrency_slots_with_lease
+    answers: list[int] = []
+
+    def busy_once(**options: Any) -> Any:
+        if not answers:
+            answers.append(503)
+            request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits")
+            response = httpx.Response(503, request=request)
+            raise PrefectHTTPStatusError("busy", request=request, response=response)
+        answers.append(200)
+        return real(**options)
+
+    monkeypatch.setattr(client, "increment_concurrency_slots_with_lease", busy_once)
+    monkeypatch.setattr("prefect_venice.tasks.pacing.time.sleep", lambda seconds: None)
+
+    pacing.take_window_slot(name)
+
+    assert answers == [503, 200]
+    assert _read(name).active_slots == 1
