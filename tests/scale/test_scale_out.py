@@ -80,7 +80,6 @@ def test_sixty_runs_over_three_workers_pay_once_each_inside_the_limits(
     # counts the call, so on a loaded machine it may read a few above.)
     assert max(venice["queue_per_venice_window"]) <= 40
     assert max(venice["retrieve_per_venice_window"]) <= 120
-    assert venice["queue_per_venice_window"][0] == 40, "the first window was not used in full"
     # Spread: every worker ran some of the runs.
     assert set(report["workers"]) == {f"worker-{i}" for i in range(1, config.workers + 1)}
     assert len(list(config.videos.glob("*.mp4"))) == RUNS
