@@ -110,7 +110,7 @@ class ScaleOutConfig:
 
     root: Path
     workers: int = 3
-    worker_limit: int = 20
+    worker_limit: int = 10
     pool_limit: int | None = None
     db_pool_size: int = 20
     db_max_overflow: int = 30
@@ -951,7 +951,7 @@ def _config(args: argparse.Namespace) -> ScaleOutConfig:
     return ScaleOutConfig(
         root=Path(args.root).resolve(),
         workers=getattr(args, "workers", 3),
-        worker_limit=getattr(args, "worker_limit", 20),
+        worker_limit=getattr(args, "worker_limit", 10),
         pool_limit=getattr(args, "pool_limit", None),
         postgres=not getattr(args, "sqlite", False),
         emulator=getattr(args, "emulator", False),
@@ -968,7 +968,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     up_parser = sub.add_parser("up", help="start PostgreSQL, the server, the workers")
     up_parser.add_argument("--root", default=".scale-out")
     up_parser.add_argument("--workers", type=int, default=3)
-    up_parser.add_argument("--worker-limit", type=int, default=20, help="runs per worker")
+    up_parser.add_argument("--worker-limit", type=int, default=10, help="runs per worker")
     up_parser.add_argument("--pool-limit", type=int, default=None, help="work pool limit")
     up_parser.add_argument("--sqlite", action="store_true", help="no PostgreSQL (one machine)")
     up_parser.add_argument("--emulator", action="store_true", help="use the Venice emulator")
@@ -983,7 +983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_parser.add_argument("--root", default=".scale-out")
     setup_parser.add_argument("--api-url", default=os.environ.get("PREFECT_API_URL"))
     setup_parser.add_argument("--workers", type=int, default=3)
-    setup_parser.add_argument("--worker-limit", type=int, default=20, help="runs per worker")
+    setup_parser.add_argument("--worker-limit", type=int, default=10, help="runs per worker")
     setup_parser.add_argument("--pool-limit", type=int, default=None, help="work pool limit")
     setup_parser.add_argument("--no-limits", action="store_true", help="no global limits")
     fire_parser = sub.add_parser("fire", help="start RUNS on-demand runs at once and report")
