@@ -797,9 +797,23 @@ asyncio.run(main())
 
 _WAIT = r"""
 import asyncio, json, os, time
+from datetime import datetime, timezone
 from uuid import UUID
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+#: A Crashed run may be scheduled again by the recovery automation: count it as ended
+#: only once it has stayed Crashed this long.
+CRASH_GRACE = 30.0
+
+def ended(run):
+    state = run.state
+    if state is None or not state.is_final():
+        return False
+    if state.is_crashed() and state.timestamp is not None:
+        age = (datetime.now(timezone.utc) - state.timestamp).total_seconds()
+        return age > CRASH_GRACE
+    return True
 
 async def main():
     ids = [UUID(i) for i in json.loads(os.environ["FIRE_IDS"])]
@@ -807,14 +821,13 @@ async def main():
     timeout = float(os.environ["FIRE_TIMEOUT"])
     only = FlowRunFilter(id=FlowRunFilterId(any_=ids))
     async with get_client() as client:
-        finished = {}
-        while len(finished) < len(ids) and time.time() - started < timeout:
-            for run in await client.read_flow_runs(flow_run_filter=only, limit=len(ids)):
-                if run.state is not None and run.state.is_final() and run.id not in finished:
-                    finished[run.id] = time.time()
-            if len(finished) < len(ids):
-                await asyncio.sleep(1.0)
-        runs = await client.read_flow_runs(flow_run_filter=only, limit=len(ids))
+        while True:
+            runs = await client.read_flow_runs(flow_run_filter=only, limit=len(ids))
+            if (len(runs) == len(ids) and all(ended(run) for run in runs)) or (
+                time.time() - started > timeout
+            ):
+                break
+            await asyncio.sleep(1.0)
     states, workers, attempts = {}, {}, {}
     for run in runs:
         name = run.state.name if run.state is not None else "none"
@@ -822,7 +835,9 @@ async def main():
         worker = (run.labels or {}).get("prefect.worker.name") or "unknown"
         workers[worker] = workers.get(worker, 0) + 1
         attempts[str(run.run_count)] = attempts.get(str(run.run_count), 0) + 1
-    last = max(finished.values(), default=time.time())
+    # The last run's end as the server recorded it (not when this loop noticed it).
+    ends = [run.end_time.timestamp() for run in runs if run.end_time is not None]
+    last = max(ends, default=time.time())
     print(json.dumps({
         "runs": len(ids),
         "states": states,
