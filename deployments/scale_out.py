@@ -877,9 +877,9 @@ def stack_cpu(stack: ScaleOutStack) -> dict[str, float]:
     return {process.name: session_cpu_seconds(process.pid) for process in stack.processes}
 
 
-def logs_containing(stack: ScaleOutStack, text: str) -> int:
-    """Count the log lines on the server whose message contains `text` (all runs)."""
-    seen: set[str] = set()
+def runs_with_log(stack: ScaleOutStack, text: str) -> set[str]:
+    """Return the flow runs with a log line on the server whose message contains `text`."""
+    runs: set[str] = set()
     offset = 0
     while True:
         body = json.dumps({"limit": 200, "offset": offset}).encode()
@@ -891,9 +891,13 @@ def logs_containing(stack: ScaleOutStack, text: str) -> int:
         )
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
             page = json.loads(answer.read())
-        seen.update(str(line["id"]) for line in page if text in str(line.get("message", "")))
+        runs.update(
+            str(line["flow_run_id"])
+            for line in page
+            if text in str(line.get("message", "")) and line.get("flow_run_id")
+        )
         if len(page) < 200:
-            return len(seen)
+            return runs
         offset += 200
 
 

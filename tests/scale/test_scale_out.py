@@ -31,7 +31,7 @@ from scale_out import (
     emulator_report,
     fire,
     kill_machine,
-    logs_containing,
+    runs_with_log,
     up,
     wait_for_runs,
 )
@@ -86,10 +86,12 @@ def test_sixty_runs_over_three_workers_pay_once_each_inside_the_limits(
     # Every run's last lines reached the UI (a forked run that skipped the interpreter's
     # exit lost them once). The last batch is sent as a run's process exits, after its
     # Completed state: give it a moment.
-    deadline = time.monotonic() + 30
-    while logs_containing(stack, " saved at ") < RUNS and time.monotonic() < deadline:
+    # Counted per run, not per line: CI once found 62 such lines for 60 runs (cause not
+    # confirmed; a log batch sent twice under load is one possibility).
+    deadline = time.monotonic() + 60
+    while len(runs_with_log(stack, " saved at ")) < RUNS and time.monotonic() < deadline:
         time.sleep(1)
-    assert logs_containing(stack, " saved at ") == RUNS
+    assert len(runs_with_log(stack, " saved at ")) == RUNS
 
 
 @pytest.fixture(scope="module")
