@@ -32,7 +32,7 @@ from common import (
 from prefect_venice.emulator import Emulator, EmulatorConfig, peak_per_window
 
 #: The default PollPolicy bounds (real seconds), multiplied by the time scale for flows.
-POLL_MIN, POLL_FIRST, POLL_MAX = 3.0, 5.0, 30.0
+POLL_MIN, POLL_FIRST, POLL_MAX, POLL_LAG = 3.0, 5.0, 30.0, 2.5
 #: The script's fixed poll interval, in emulated seconds (multiplied by the time scale).
 SCRIPT_POLL_EMULATED_SECONDS = 10.0
 #: The longest job the emulator draws for this request: base 120 s x 1.35 (its spread).
@@ -80,11 +80,11 @@ def child_flow(spec: JSON, out: Path) -> JSON:
     from prefect_venice.tasks.video import STAGING_DIR_NAME
 
     videos = int(spec["videos"])
-    guard = bool(spec.get("staging_guard", True))
+    guard = bool(spec.get("staging_guard", False))
     if guard:
-        # Works around a race in the package (see docs/benchmarks.md): a task that finds the
-        # shared staging folder empty removes it while another task is creating it, and that
-        # video fails after it was paid. A fresh file keeps the folder from ever being empty.
+        # The work-around for a race fixed on 2026-11-26 (see docs/benchmarks.md): a task
+        # that found the shared staging folder empty removed it while another task was
+        # creating it. A fresh file kept the folder from ever being empty. Off by default.
         staging = output_dir / STAGING_DIR_NAME
         staging.mkdir(parents=True, exist_ok=True)
         (staging / "benchmark-keep").touch()
@@ -197,6 +197,7 @@ def _poll_env(scale: float) -> dict[str, str]:
         "PREFECT_INTEGRATIONS_VENICE_POLL_MIN_INTERVAL_SECONDS": f"{POLL_MIN * scale:g}",
         "PREFECT_INTEGRATIONS_VENICE_POLL_FIRST_INTERVAL_SECONDS": f"{POLL_FIRST * scale:g}",
         "PREFECT_INTEGRATIONS_VENICE_POLL_MAX_INTERVAL_SECONDS": f"{POLL_MAX * scale:g}",
+        "PREFECT_INTEGRATIONS_VENICE_POLL_TARGET_LAG_SECONDS": f"{POLL_LAG * scale:g}",
     }
 
 
@@ -212,6 +213,11 @@ def _calls(ledger: JSON, requests: list[JSON], started_at: float) -> JSON:
     return {
         "calls": ledger["calls"],
         "answers_429": too_many,
+        "answers_429_by_endpoint": {
+            endpoint: int(counts["429"])
+            for endpoint, counts in statuses.items()
+            if counts.get("429")
+        },
         "jobs": len(jobs),
         "jobs_queued_once": sum(1 for job in jobs.values() if job["queue_calls"] == 1),
         "charged_usd": ledger["charged_usd_total"],
@@ -220,6 +226,10 @@ def _calls(ledger: JSON, requests: list[JSON], started_at: float) -> JSON:
         ),
         "seconds_to_last_paid_call": (
             round(max(queue_times) - started_at, 3) if queue_times else None
+        ),
+        # The last video's /video/complete: what follows it is the flow's (or script's) end.
+        "seconds_to_last_complete_call": (
+            round(max(completed_at.values()) - started_at, 3) if completed_at else None
         ),
         # Per video, from its paid call to its /video/complete (the job runs ~0.9-1.6 s
         # at time scale 0.01): how long a saved video waits on the client.
@@ -234,7 +244,7 @@ def _calls(ledger: JSON, requests: list[JSON], started_at: float) -> JSON:
 
 
 def bench_batch_vs_script(
-    videos: int, scale: float, repeats: int, *, staging_guard: bool = True, seed: int = 4
+    videos: int, scale: float, repeats: int, *, staging_guard: bool = False, seed: int = 4
 ) -> JSON:
     """The same batch, same emulator settings and seed, by the flow and by the script.
 
@@ -293,6 +303,7 @@ def _medians(runs: list[JSON]) -> JSON:
         "cpu_seconds_children",
         "seconds_to_first_paid_call",
         "seconds_to_last_paid_call",
+        "seconds_to_last_complete_call",
         "median_seconds_queue_to_complete",
         "retrieve_calls_per_job",
         "answers_429",
@@ -307,6 +318,7 @@ def _medians(runs: list[JSON]) -> JSON:
         for run in runs
     )
     out["wall_seconds_each"] = [run["wall_seconds"] for run in runs]
+    out["answers_429_by_endpoint_each"] = [run.get("answers_429_by_endpoint", {}) for run in runs]
     errors = [run["flow_error"] for run in runs if run.get("flow_error")]
     if errors:
         out["failed_runs"] = len(errors)
@@ -318,7 +330,7 @@ def _medians(runs: list[JSON]) -> JSON:
 
 
 def bench_thousand(
-    videos: int, scale: float, timeout: float, *, staging_guard: bool = True
+    videos: int, scale: float, timeout: float, *, staging_guard: bool = False
 ) -> JSON:
     """One generate_videos run of `videos` videos: all saved, memory, threads, time."""
     config = EmulatorConfig(time_scale=scale, seed=5, balance_usd=100_000.0, video_bytes=4096)
@@ -379,7 +391,7 @@ def bench_thousand(
 # --- 6. 60 jobs at the real limits ----------------------------------------------------------
 
 
-def bench_real_limits(jobs: int, scale: float, *, staging_guard: bool = True) -> JSON:
+def bench_real_limits(jobs: int, scale: float, *, staging_guard: bool = False) -> JSON:
     """generate_videos under the real per-minute limits, default settings; against the bound.
 
     The rate-limit windows are real (60 s, 40 queue / 120 retrieve); jobs are short

@@ -278,7 +278,9 @@ def _run_child(
         code = 1
     # Leave as `python -m` would: up through serve() and main() (neither catches it), so
     # the interpreter's exit joins threads and runs the atexit hooks that drain Prefect's
-    # log and event workers. os._exit here lost a run's last log lines.
+    # log and event workers. os._exit here lost a run's last log lines. Nothing on the
+    # way may touch a descriptor by number: the run has reused the numbers the server
+    # closed here (_accept's clean-up checks that it runs in the server).
     raise SystemExit(code)
 
 
@@ -423,6 +425,7 @@ def _accept(
         return
     fds: list[int] = []
     pid = 0
+    server = os.getpid()
     try:
         if _peer_uid(conn) not in (None, os.geteuid()):
             raise ValueError("a stub of another user")
@@ -446,9 +449,13 @@ def _accept(
                 os.kill(pid, signal.SIGTERM)
         conn.close()
     finally:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        # A forked child leaves through these frames too (see _run_child), after it has
+        # closed these numbers and maybe reused them for its own sockets: only the server
+        # closes its copies.
+        if os.getpid() == server:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _reap(

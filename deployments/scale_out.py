@@ -727,6 +727,7 @@ def fire(
     before = stack_cpu(stack)
     ids, started = create_runs(config, stack, runs, prompt)
     report = wait_for_runs(config, stack, ids, started, timeout)
+    report["run_ids"] = list(ids)
     after = stack_cpu(stack)
     report["cpu_seconds"] = {
         name: round(after.get(name, 0.0) - before.get(name, 0.0), 1) for name in after
@@ -877,12 +878,25 @@ def stack_cpu(stack: ScaleOutStack) -> dict[str, float]:
     return {process.name: session_cpu_seconds(process.pid) for process in stack.processes}
 
 
-def runs_with_log(stack: ScaleOutStack, text: str) -> set[str]:
-    """Return the flow runs with a log line on the server whose message contains `text`."""
+def runs_with_log(stack: ScaleOutStack, text: str, ids: Sequence[str] | None = None) -> set[str]:
+    """Return the flow runs (of `ids`, if given) with a log line on the server containing `text`.
+
+    The server filters (Prefect's log text search, a quoted phrase, and the run ids), so
+    the answer is a few lines per run, not every log line of every run. Paging through
+    all of them by offset is unreliable while lines still arrive: they are sorted by
+    their client-side timestamps, which tie and arrive late (a worker's "exited" line
+    for a run comes after the run's own), so rows shift between pages and a line is
+    skipped or counted twice.
+    """
+    logs: dict[str, Any] = {"text": {"query": f'"{text.strip()}"'}}
+    if ids is not None:
+        logs["flow_run_id"] = {"any_": list(ids)}
     runs: set[str] = set()
     offset = 0
     while True:
-        body = json.dumps({"limit": 200, "offset": offset}).encode()
+        body = json.dumps(
+            {"logs": logs, "limit": 200, "offset": offset, "sort": "TIMESTAMP_ASC"}
+        ).encode()
         request = urllib.request.Request(  # noqa: S310 (loopback)
             f"{stack.api_url}/logs/filter",
             data=body,

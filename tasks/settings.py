@@ -40,21 +40,31 @@ class VeniceSettings(PrefectBaseSettings):
         ge=0,
         description="Pause after a retrieve answer that carried no time estimate.",
     )
+    poll_target_lag_seconds: float = Field(
+        default=2.5,
+        gt=0,
+        description=(
+            "Median seconds from a job's end to the retrieve call that sees it, which the "
+            "history schedule aims at (2.5 s: the guide's fixed 5 s loop). Lower finds "
+            "videos sooner for more retrieve calls."
+        ),
+    )
     retrieve_rate_limit: str | None = Field(
         default=None,
         description=(
-            "Name of a Prefect global concurrency limit with slot decay that paces retrieve "
-            "calls across runs (e.g. 'venice-retrieve' at 2 slots/s for Venice's 120/min); "
-            "unset: no shared pacing."
+            "Name of a Prefect global concurrency limit that paces retrieve calls across "
+            "runs: a window limit (no decay, as `prefect-venice limits` makes it: "
+            "'venice-retrieve', 120 slots, each leased for a minute) or a limit with slot "
+            "decay (a token bucket); unset: no shared pacing."
         ),
     )
 
     queue_rate_limit: str | None = Field(
         default=None,
         description=(
-            "Name of a Prefect global concurrency limit with slot decay that paces "
-            "/video/queue calls across runs (e.g. 'venice-queue' at 40/min: 1 slot, decay "
-            "0.67/s); unset: no shared pacing."
+            "Name of a Prefect global concurrency limit that paces /video/queue calls "
+            "across runs: a window limit ('venice-queue', 40 slots, each leased for a "
+            "minute) or a limit with slot decay; unset: no shared pacing."
         ),
     )
 
@@ -81,4 +91,5 @@ class VeniceSettings(PrefectBaseSettings):
             min_interval=self.poll_min_interval_seconds,
             max_interval=max(self.poll_max_interval_seconds, self.poll_min_interval_seconds),
             first_interval=self.poll_first_interval_seconds,
+            target_lag=self.poll_target_lag_seconds,
         )

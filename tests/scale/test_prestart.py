@@ -36,6 +36,25 @@ FAKE_ENGINE = textwrap.dedent(
     }
     print(json.dumps(report), flush=True)
     print("to stderr", file=sys.stderr, flush=True)
+    if os.environ.get("FAKE_ATEXIT_REPORT"):
+        # Descriptors opened by the run (as its log and event workers open sockets) must
+        # stay its own until its atexit hooks ran (where those workers send their last
+        # batches): they take the lowest free numbers, those the server passed or closed.
+        import atexit
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(16)]
+        report_path = os.environ["FAKE_ATEXIT_REPORT"]
+
+        def check():
+            closed = []
+            for fd in held:
+                try:
+                    os.fstat(fd)
+                except OSError:
+                    closed.append(fd)
+            with open(report_path, "w") as out:
+                json.dump({"held": held, "closed_before_atexit": closed}, out)
+
+        atexit.register(check)
     if os.environ.get("FAKE_SLEEP"):
         time.sleep(float(os.environ["FAKE_SLEEP"]))
     sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
@@ -101,6 +120,24 @@ def test_a_run_gets_the_stubs_environment_folder_arguments_streams_and_exit_code
     # Forked from the server, not started by the stub.
     assert report["ppid"] == process.pid
     assert "to stderr" in err
+
+
+def test_nothing_of_the_server_closes_the_runs_descriptors_before_its_exit_hooks(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    # A child used to leave through the server's frames, whose clean-up closed the
+    # descriptors the stub had passed, by number, after the run had reused those numbers
+    # for its own sockets: Prefect's log worker lost its last batch ("Bad file
+    # descriptor"), and a run's last log line now and then never reached the server.
+    socket_path, _ = server
+    report_path = tmp_path / "atexit.json"
+
+    stub = _stub(socket_path, tmp_path, FAKE_ATEXIT_REPORT=str(report_path))
+    stub.communicate(timeout=60)
+
+    assert stub.returncode == 0
+    report = json.loads(report_path.read_text())
+    assert report["closed_before_atexit"] == [], report
 
 
 def test_sigterm_to_the_stub_reaches_the_run(
