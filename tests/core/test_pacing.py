@@ -124,3 +124,38 @@ def test_no_call_starts_in_the_last_moments_of_a_window() -> None:
     assert pacer.reserve() == pytest.approx(0.2)
     clock.now += 0.2
     assert pacer.reserve() == 0.0
+
+
+def test_a_short_window_keeps_at_least_a_tenth_of_a_second_clear_at_its_end() -> None:
+    # 5 % of a time-scaled 0.6 s window is 30 ms: less than a busy interpreter may take
+    # between taking a call and sending it, which then lands in (and overspends) the next.
+    clock = Clock()
+    pacer = Pacer(None, clock=clock)
+    assert pacer.reserve() == 0.0
+    pacer.observe(headers(40, 39, clock.now + 0.6))
+    clock.now += 0.6
+    assert pacer.reserve() == 0.0
+    pacer.observe(headers(40, 39, clock.now + 0.6))
+
+    clock.now += 0.45  # 0.15 s before the end: still open
+    assert pacer.reserve() == 0.0
+    clock.now += 0.08  # 0.07 s before the end: closed, though 5 % would be 0.03 s
+    assert pacer.reserve() == pytest.approx(0.07)
+
+
+
+def test_a_late_answer_from_an_ended_window_does_not_reopen_the_allowance() -> None:
+    clock = Clock()
+    pacer = Pacer(None, clock=clock)
+    assert pacer.reserve() == 0.0
+    pacer.observe(headers(4, 3, clock.now + 10))  # window one ends at 1010
+    assert [pacer.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
+
+    clock.now += 10
+    assert pacer.reserve() == 0.0  # window two
+    pacer.observe(headers(4, 3, clock.now + 10))  # ends at 1020
+    assert [pacer.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
+    # A call of window one, answered only now (a busy machine): its end is in the past.
+    pacer.observe(headers(4, 0, 1010.0))
+
+    assert pacer.reserve() == pytest.approx(5.0)  # spent until 1020; not a fresh four
