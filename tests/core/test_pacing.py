@@ -143,7 +143,6 @@ def test_a_short_window_keeps_at_least_a_tenth_of_a_second_clear_at_its_end() ->
     assert pacer.reserve() == pytest.approx(0.07)
 
 
-
 def test_a_late_answer_from_an_ended_window_does_not_reopen_the_allowance() -> None:
     clock = Clock()
     pacer = Pacer(None, clock=clock)
