@@ -14,6 +14,8 @@ Two kinds of limit are understood, told apart by the limit itself:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -29,7 +31,13 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
 
 from prefect_venice.errors import InvalidRequestError
+from prefect_venice.pacing import pacing_dir
 from prefect_venice.retry import RetryPolicy
+
+try:  # POSIX: one waiter per machine asks the server; elsewhere every waiter asks.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_QUEUE_LIMIT",
@@ -217,39 +225,19 @@ def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECOND
 
     The lease is never released: the server's repossessor frees the slot when it
     expires, so the slot stands for one call in the window. While the limit is full
-    the server answers 423 with a Retry-After; waiters sleep that long (at most 2 s,
-    with jitter, so a freed slot is taken within about a second).
+    the server answers 423. Then one waiting call per machine and limit asks again
+    every 0.3-0.6 s while the others on the machine wait on a local lock
+    (`$PREFECT_VENICE_HOME/pacing`): each refusal costs the Prefect server a request
+    and a database write, so the asking grows with the machines, not with the calls
+    waiting on them. A freed slot is taken within about half a second.
     """
     client = _prefect_client()
-    started = time.monotonic()
-    warned = started
-    while True:
-        try:
-            answer = client.increment_concurrency_slots_with_lease(
-                names=[limit_name],
-                slots=1,
-                mode="concurrency",
-                lease_duration=lease_seconds,
-            )
-            if not answer.json().get("limits"):
-                # The server skips missing and inactive limits and grants the call: that
-                # would run unpaced. Refuse instead (before the call, nothing is paid).
-                raise InvalidRequestError(
-                    f"The global concurrency limit {limit_name!r} does not exist or is "
-                    "inactive; recreate it with `prefect-venice limits` or unset the setting."
-                )
-            return
-        except PrefectHTTPStatusError as exc:
-            status = exc.response.status_code
-            if status != 423 and status not in _SERVER_BUSY:
-                raise
-            # 423: the limit is full. 5xx: the server is overloaded (SQLite answers 503
-            # when locked); nothing was sent to Venice, so waiting and asking again is safe.
-            try:
-                hint = float(exc.response.headers.get("Retry-After", "1"))
-            except ValueError:
-                hint = 1.0
-            delay = min(max(hint, 0.25), 2.0)
+    if _lease(client, limit_name, lease_seconds):
+        return
+    started = warned = time.monotonic()
+    turn = _WaiterTurn(limit_name)
+    try:
+        while True:
             now = time.monotonic()
             if now - warned >= 60:
                 warned = now
@@ -260,7 +248,82 @@ def take_window_slot(limit_name: str, lease_seconds: float = WINDOW_LEASE_SECOND
                     now - started,
                     limit_name,
                 )
-            time.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not secret
+            if not turn.take():
+                time.sleep(random.uniform(0.05, 0.15))  # noqa: S311 - jitter, not secret
+                continue
+            if _lease(client, limit_name, lease_seconds):
+                return
+            time.sleep(random.uniform(0.3, 0.6))  # noqa: S311 - jitter, not secret
+    finally:
+        turn.give_back()
+
+
+def _lease(client: SyncPrefectClient, limit_name: str, lease_seconds: float) -> bool:
+    """Ask the server for one slot once: True if leased, False if full or busy."""
+    try:
+        answer = client.increment_concurrency_slots_with_lease(
+            names=[limit_name],
+            slots=1,
+            mode="concurrency",
+            lease_duration=lease_seconds,
+        )
+    except PrefectHTTPStatusError as exc:
+        status = exc.response.status_code
+        if status != 423 and status not in _SERVER_BUSY:
+            raise
+        # 423: the limit is full. 5xx: the server is overloaded (SQLite answers 503 when
+        # locked); nothing was sent to Venice, so waiting and asking again is safe.
+        return False
+    if not answer.json().get("limits"):
+        # The server skips missing and inactive limits and grants the call: that would
+        # run unpaced. Refuse instead (before the call, nothing is paid).
+        raise InvalidRequestError(
+            f"The global concurrency limit {limit_name!r} does not exist or is "
+            "inactive; recreate it with `prefect-venice limits` or unset the setting."
+        )
+    return True
+
+
+class _WaiterTurn:
+    """A machine's turn to ask the server for a slot of one limit: a file lock.
+
+    Where the lock file cannot be made (an unwritable home, no fcntl), every waiting
+    call has its turn at once, as if each were alone on its machine.
+    """
+
+    def __init__(self, limit_name: str) -> None:
+        self._fd: int | None = None
+        self._held = False
+        if fcntl is None:
+            return
+        digest = hashlib.sha256(limit_name.encode()).hexdigest()[:16]
+        path = pacing_dir() / f"gcl-{digest}.turn"
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            self._fd = None
+
+    def take(self) -> bool:
+        """Hold the turn (True), or learn that another call on this machine has it."""
+        if self._fd is None or self._held:
+            return True
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        self._held = True
+        return True
+
+    def give_back(self) -> None:
+        """Let the next waiting call on this machine ask; the lock file stays."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._held:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+        self._fd, self._held = None, False
 
 
 def pace(limit_name: str | None) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -172,3 +176,37 @@ def test_a_busy_server_is_asked_again_for_a_slot(monkeypatch: pytest.MonkeyPatch
 
     assert answers == [503, 200]
     assert _read(name).active_slots == 1
+
+
+def test_while_a_limit_is_full_one_waiting_call_per_machine_asks_the_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Each refusal costs the server a request and a database write: with every waiting
+    # call asking every second or two, a machine with many runs waiting hammered it.
+    monkeypatch.setenv("PREFECT_VENICE_HOME", str(tmp_path))
+    name = _window_limit(1)
+    pacing.pace(name)  # the limit is full now
+    client = pacing._prefect_client()
+    real = client.increment_concurrency_slots_with_lease
+    asks: collections.Counter[int] = collections.Counter()
+
+    def counted(**options: Any) -> Any:
+        asks[threading.get_ident()] += 1
+        return real(**options)
+
+    monkeypatch.setattr(client, "increment_concurrency_slots_with_lease", counted)
+    waiters = [threading.Thread(target=pacing.take_window_slot, args=(name,)) for _ in range(4)]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(2.5)
+
+    # Each asked once on arrival; since then only the one whose turn it is asks again.
+    assert len(asks) == 4
+    assert sorted(asks.values())[:3] == [1, 1, 1]
+    assert sorted(asks.values())[3] >= 3
+    with get_client(sync_client=True) as prefect:
+        prefect.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=5))
+    for waiter in waiters:
+        waiter.join(30)
+    assert not any(waiter.is_alive() for waiter in waiters)
+    assert _read(name).active_slots == 5
