@@ -296,7 +296,9 @@ class _WaiterTurn:
         self._held = False
         if fcntl is None:
             return
-        digest = hashlib.sha256(limit_name.encode()).hexdigest()[:16]
+        # Per Prefect server and limit: two servers' limits of one name are not one.
+        server = str(PREFECT_API_URL.value() or "")
+        digest = hashlib.sha256(f"{server}\n{limit_name}".encode()).hexdigest()[:16]
         path = pacing_dir() / f"gcl-{digest}.turn"
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
