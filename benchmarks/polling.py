@@ -17,6 +17,7 @@ by their job's chance of being done, and without it (first come, first served).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import statistics
@@ -90,13 +91,18 @@ def policies(scale: float) -> dict[str, Callable[[], PollPolicy]]:
             first_interval=5 * scale,
             target_lag=PollPolicy().target_lag * scale,
         ),
-        # The same with a tighter median lag target, 2.0 s.
-        "history_2.0s": lambda: PollPolicy(
-            min_interval=3 * scale,
-            max_interval=30 * scale,
-            first_interval=5 * scale,
-            target_lag=2.0 * scale,
-        ),
+        # The same with tighter median lag targets (PREFECT_INTEGRATIONS_VENICE_POLL_
+        # TARGET_LAG_SECONDS): 2.0, 2.2 and 2.3 s.
+        **{
+            f"history_{lag}s": functools.partial(
+                PollPolicy,
+                min_interval=3 * scale,
+                max_interval=30 * scale,
+                first_interval=5 * scale,
+                target_lag=lag * scale,
+            )
+            for lag in (2.0, 2.2, 2.3)
+        },
         # The same without the frontier (only differs under a short allowance).
         "history_fifo": lambda: PollPolicy(
             min_interval=3 * scale,

@@ -56,10 +56,18 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
     return {
         "download": lambda: single.bench_download(runs, mib),
         "download_disk": lambda: download.bench_download_disk(runs, 256 if quick else 1024),
-        "polling": lambda: polling.bench_polling_batch(scale=0.1, repeats=repeats),
+        "polling": lambda: polling.bench_polling_batch(
+            scale=0.1,
+            repeats=repeats,
+            names=tuple(args.polling_policies.split(",")),
+            budget=not args.polling_no_budget,
+        ),
         "flow_overhead": lambda: single.bench_flow_overhead(runs=3 if quick else 7),
         "batch": lambda: batch.bench_batch_vs_script(
-            videos=args.batch_videos, scale=0.01, repeats=1 if quick else 3, staging_guard=guard
+            videos=args.batch_videos,
+            scale=0.01,
+            repeats=args.batch_rounds or (1 if quick else 3),
+            staging_guard=guard,
         ),
         "thousand": lambda: batch.bench_thousand(
             videos=200 if quick else 1000,
@@ -103,6 +111,23 @@ def main() -> None:
         "default: all)",
     )
     parser.add_argument("--batch-videos", type=int, default=100, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batch-rounds",
+        type=int,
+        default=0,
+        help="rounds of the batch benchmark (each runs every side once; default 3, quick 1)",
+    )
+    parser.add_argument(
+        "--polling-policies",
+        default="estimate,history",
+        help="poll policies beside the 5 s loop (benchmarks/polling.py: estimate, history, "
+        "history_2.0s, history_2.2s, history_2.3s, history_fifo)",
+    )
+    parser.add_argument(
+        "--polling-no-budget",
+        action="store_true",
+        help="skip the polling benchmark's short-allowance part",
+    )
     parser.add_argument("--thousand-scale", type=float, default=0.01, help=argparse.SUPPRESS)
     parser.add_argument(
         "--timeout",

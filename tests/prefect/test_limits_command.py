@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import errno
 import threading
 import time
 import uuid
@@ -210,3 +211,20 @@ def test_while_a_limit_is_full_one_waiting_call_per_machine_asks_the_server(
         waiter.join(30)
     assert not any(waiter.is_alive() for waiter in waiters)
     assert _read(name).active_slots == 5
+
+
+def test_a_file_system_without_locks_lets_every_waiting_call_ask(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # ENOLCK (some network mounts): no call may wait for a turn that can never be had.
+    monkeypatch.setenv("PREFECT_VENICE_HOME", str(tmp_path))
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("prefect_venice.tasks.pacing.fcntl.flock", no_locks)
+    turn = pacing._WaiterTurn("venice-queue")
+
+    assert turn.take() is True
+    assert turn.take() is True
+    turn.give_back()
