@@ -13,6 +13,8 @@ once, in an order rotated per round:
   httpx_read / httpx_aread
                  the body read with httpx.Client / httpx.AsyncClient and thrown away:
                  what receiving alone costs, below everything the client adds
+  aionet_aread   the same with httpx.AsyncClient on the async client's own network
+                 backend (prefect_venice._aionet.AsyncioClient)
   curl_sync      `curl -sS -o FILE ...` then `sync` (the issue's baseline)
   curl_syncfile  `curl -sS -o FILE ...` then `sync FILE` (fsync of that file only)
   curl           `curl -sS -o FILE ...` alone: page cache speed, not durable
@@ -65,6 +67,7 @@ RETRIEVE_MODES = (
     "client_before",
     "httpx_read",
     "httpx_aread",
+    "aionet_aread",
     "curl_sync",
     "curl_syncfile",
     "curl",
@@ -236,6 +239,11 @@ def _read_only(mode: str, spec: JSON) -> JSON:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     body = {"model": spec["model"], "queue_id": spec["queue_id"]}
     url = f"{spec['base_url']}/video/retrieve"
+    client_class = httpx.AsyncClient
+    if mode == "aionet_aread":  # imported before the clock starts
+        from prefect_venice._aionet import AsyncioClient
+
+        client_class = AsyncioClient
     baseline, cpu = max_rss_mib(), _own_cpu()
     started = time.perf_counter()
     size = 0
@@ -251,7 +259,7 @@ def _read_only(mode: str, spec: JSON) -> JSON:
         async def read() -> int:
             got = 0
             async with (
-                httpx.AsyncClient(headers=headers, timeout=120) as http,
+                client_class(headers=headers, timeout=120) as http,
                 http.stream("POST", url, json=body) as answer,
             ):
                 async for piece in answer.aiter_bytes():
@@ -270,7 +278,7 @@ def _read_only(mode: str, spec: JSON) -> JSON:
 
 def child(mode: str, spec: JSON) -> JSON:
     """In a fresh process: one save by the client, timed around the call alone."""
-    if mode in ("httpx_read", "httpx_aread"):
+    if mode in ("httpx_read", "httpx_aread", "aionet_aread"):
         return _read_only(mode, spec)
     from prefect_venice import AsyncVeniceClient, QueuedJob, VeniceClient
     from prefect_venice.models import Processing, ReadyAtLink, VideoSaved

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
+from ._aionet import AsyncioClient
 from ._base import (
     BALANCE_PATH,
     BILLING_HEADERS,
@@ -437,14 +438,14 @@ class AsyncVeniceClient(BaseVeniceClient):
             chunk_size=chunk_size,
             pacing=pacing,
         )
-        self._api = httpx.AsyncClient(
+        self._api = AsyncioClient(
             base_url=self.base_url,
             headers=self._api_headers(),
             timeout=self.timeout,
             transport=transport,
             verify=shared_ssl_context(),
         )
-        self._links = httpx.AsyncClient(
+        self._links = AsyncioClient(
             headers=self._link_headers(),
             timeout=self.timeout,
             transport=link_transport,
