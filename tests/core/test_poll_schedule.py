@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 import stat
+import statistics
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,52 @@ def test_the_schedule_meets_its_median_lag_target_on_its_own_distribution() -> N
         cost = model.lag_cost(target, 0.5, 30)
         times = model.poll_times(cost, 0.5, 30)
         assert model.share_within(times, target) == pytest.approx(0.5, abs=0.06)
+
+
+def test_the_lag_target_holds_for_new_jobs_not_only_for_the_history() -> None:
+    # Histories of 12 jobs drawn from one distribution; the schedule each one gives is
+    # judged on the distribution itself, i.e. on the next jobs of the shape.
+    truth = CompletionModel([(75.0, 0.0), (135.0, 1.0)])
+    rng = random.Random(11)
+    histories = [[rng.uniform(75, 135) for _ in range(12)] for _ in range(40)]
+
+    def share_on_new_jobs(model: CompletionModel) -> float:
+        cost = model.lag_cost(2.5, 3.0, 30.0)
+        return truth.share_within(model.poll_times(cost, 3.0, 30.0), 2.5)
+
+    calibrated = [share_on_new_jobs(CompletionModel.from_samples(h)) for h in histories]
+    # The same schedules calibrated on the history itself (no blur), as before.
+    in_sample = [
+        share_on_new_jobs(CompletionModel(list(zip(m.times, m.probs, strict=True))))
+        for m in (CompletionModel.from_samples(h) for h in histories)
+    ]
+
+    assert statistics.mean(calibrated) == pytest.approx(0.5, abs=0.04)
+    assert abs(statistics.mean(in_sample) - 0.5) > abs(statistics.mean(calibrated) - 0.5) + 0.02
+
+
+def test_a_poll_is_timed_from_the_sending_of_the_last_one(home: Path) -> None:
+    fill_history(SHAPE, [90 + 3 * i for i in range(24)])
+    now = [0.0]
+    tracker = JobTracker(clock=lambda: now[0])
+    tracker.queued(API, "job-rtt", SHAPE)
+    clock = WaitClock(
+        "job-rtt",
+        max_wait_seconds=600,
+        policy=policy(jitter=0.0),
+        on_progress=None,
+        clock=lambda: now[0],
+        tracker=tracker,
+    )
+    # A poll sent at 10.0 found the job 95 s into its run; its answer was read at 10.4.
+    tracker.processing(API, "job-rtt", SHAPE.model, 10.0, 95.0, 100.0)
+    now[0] = 10.4
+    delay = clock.after_processing(processing(100, 95))
+
+    planned = clock.policy.model_for(clock.job)
+    assert planned is not None
+    spacing = clock.policy.planned_delay(planned[0], planned[1], 95.0, 0)
+    assert delay == pytest.approx(spacing - 0.4)
 
 
 def test_polls_back_off_geometrically_past_the_history(home: Path) -> None:
