@@ -7,13 +7,19 @@ about half the speed of httpx.Client. `AsyncioBackend` connects with an
 `asyncio.Protocol` of its own instead: it buffers what the loop receives (the
 loop's reader is paused only while more than `HIGH_WATER` bytes wait unread,
 and resumed below `LOW_WATER`) and hands out the received chunks themselves,
-slicing only a chunk larger than the read asked for.
+slicing only a chunk larger than the read asked for. Connections open through
+`loop.create_connection` with happy eyeballs (the next address is tried 250 ms after
+the previous one, as anyio does), and close by aborting the transport, as anyio does.
 
 `AsyncioClient` is an httpx.AsyncClient whose default transport uses this backend;
 everything else (proxies from the environment, mounts, an injected transport)
 stays httpx's own. Under another async library than asyncio (trio) the backend
 hands every call to httpcore's own backend for it.
 """
+
+# The `timeout` parameters are httpcore's network-backend interface (ASYNC109 asks for
+# anyio.fail_after at the call site instead, which httpcore does not do).
+# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import sys
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar, cast
 
+import anyio
 import httpcore
 import httpx
 
@@ -40,9 +47,18 @@ __all__ = [
 
 #: Unread bytes above which the loop stops reading the socket (the kernel's buffers
 #: and TCP's window then hold the sender back) ...
-HIGH_WATER = 4 * 1024 * 1024
+HIGH_WATER = 1024 * 1024
 #: ... and below which it reads again. The gap keeps pause/resume rare.
-LOW_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
+#: Reads served from the buffer in a row (no wait for data) before one yields to the
+#: loop, so that a pending cancellation and the other tasks get their turn.
+YIELD_EVERY = 16
+#: The delay before the next address is tried while a connect is pending (RFC 8305's
+#: recommended value, anyio's too).
+HAPPY_EYEBALLS_DELAY = 0.25
+#: asyncio's TLS handshake limit when the caller asked for none (asyncio's default
+#: would cut it at 60 s): a year.
+NO_HANDSHAKE_LIMIT = 365 * 24 * 3600.0
 
 _T = TypeVar("_T")
 _Chunk = bytes | memoryview
@@ -58,10 +74,16 @@ def _current_library() -> str:
 
 
 async def _within(awaitable: Awaitable[_T], timeout: float | None) -> _T:
-    """Await with an optional timeout (asyncio.TimeoutError when it runs out)."""
+    """Await in this task with an optional timeout (TimeoutError when it runs out).
+
+    anyio's cancel scope rather than asyncio.wait_for: on Python 3.11 wait_for can
+    swallow a cancellation that arrives in the loop turn where the awaitable
+    finishes, and the project still supports 3.10 (no asyncio.timeout).
+    """
     if timeout is None:
         return await awaitable
-    return await asyncio.wait_for(awaitable, timeout)
+    with anyio.fail_after(timeout):
+        return await awaitable
 
 
 def _socket_readable(sock: Any) -> bool:
@@ -75,13 +97,6 @@ def _socket_readable(sock: Any) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
-
-
-def _one_error(errors: list[OSError]) -> OSError:
-    """Pick the connect error to raise after trying every address (as asyncio does)."""
-    if len(errors) == 1 or len({str(error) for error in errors}) == 1:
-        return errors[0]
-    return OSError("Multiple exceptions: {}".format(", ".join(str(e) for e in errors)))
 
 
 class _Protocol(asyncio.Protocol):
@@ -100,6 +115,7 @@ class _Protocol(asyncio.Protocol):
         self._writing_paused = False
         self._read_waiter: asyncio.Future[bool] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._served = 0  # reads served from the buffer since the last wait or yield
 
     # --- asyncio's callbacks ------------------------------------------------------------
 
@@ -166,7 +182,17 @@ class _Protocol(asyncio.Protocol):
         """Up to max_bytes of what was received; b"" at the end of the stream."""
         if self.closed:
             raise httpcore.ReadError("the connection was closed")
+        if self._chunks:
+            self._served += 1
+            if self._served >= YIELD_EVERY:
+                # Reads served from the buffer never wait: let the loop run once in a
+                # while (before taking anything, so a cancel here loses no data).
+                self._served = 0
+                await asyncio.sleep(0)
+                if self.closed:
+                    raise httpcore.ReadError("the connection was closed")
         if not self._chunks:
+            self._served = 0
             if not (self._eof or self.lost):
                 await self._wait_for_data(timeout)
             if not self._chunks:
@@ -216,6 +242,11 @@ class _Protocol(asyncio.Protocol):
         if not received:
             raise httpcore.ReadTimeout("timed out waiting for data")
 
+    def discard(self) -> None:
+        """Drop what was received and not read (the connection is being closed)."""
+        self._chunks.clear()
+        self._buffered = 0
+
     def _at_end(self) -> bytes:
         if self.closed:
             raise httpcore.ReadError("the connection was closed")
@@ -235,7 +266,7 @@ class _Protocol(asyncio.Protocol):
         self._drain_waiter = waiter
         try:
             await _within(waiter, timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise httpcore.WriteTimeout("timed out sending") from exc
         finally:
             self._drain_waiter = None
@@ -268,17 +299,19 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await self._protocol.write(buffer, timeout)
 
     async def aclose(self) -> None:
-        """Close the connection (TLS: at once, without waiting for the peer's close_notify)."""
+        """Close the connection at once, dropping unsent and unread bytes.
+
+        As httpcore's own backend (anyio): no TLS shutdown handshake, and no wait for
+        the transport's write buffer to drain (transport.close() would wait, and keep
+        the socket open for as long as a peer that stopped reading lets it).
+        """
         protocol = self._protocol
         transport = protocol.transport
         if protocol.closed or transport is None:
             return
         protocol.closed = True
-        if transport.get_extra_info("ssl_object") is not None:
-            # As httpcore's own backend: no TLS shutdown handshake on close.
-            transport.abort()
-        else:
-            transport.close()
+        protocol.discard()
+        transport.abort()
 
     async def start_tls(
         self,
@@ -292,8 +325,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if protocol.closed or protocol.lost or transport is None:
             raise httpcore.ConnectError("the connection is closed")
         loop = asyncio.get_running_loop()
-        # asyncio's own handshake limit (60 s by default) must not cut ours short.
-        handshake = None if timeout is None else max(60.0, timeout + 1.0)
+        # asyncio's own handshake limit (60 s by default) must not cut ours short, nor
+        # set one where the caller asked for none.
+        handshake = NO_HANDSHAKE_LIMIT if timeout is None else max(60.0, timeout + 1.0)
         try:
             tls = await _within(
                 loop.start_tls(
@@ -306,7 +340,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 ),
                 timeout,
             )
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             transport.abort()
             raise httpcore.ConnectTimeout(exc) from exc
         except OSError as exc:  # ssl.SSLError included
@@ -368,7 +402,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        """Open a TCP connection: each resolved address in turn, socket options applied."""
+        """Open a TCP connection (happy eyeballs over the resolved addresses)."""
         library = _current_library()
         if library != "asyncio":
             return await self._other(library).connect_tcp(
@@ -381,7 +415,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         options = list(socket_options or ())
         try:
             return await _within(self._open_tcp(host, port, local_address, options), timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise httpcore.ConnectTimeout(exc) from exc
         except OSError as exc:
             raise httpcore.ConnectError(exc) from exc
@@ -399,10 +433,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                 path, timeout=timeout, socket_options=socket_options
             )
         options = list(socket_options or ())
-        family = socket.AF_UNIX  # type: ignore[attr-defined,unused-ignore]
         try:
-            return await _within(self._open(family, 0, path, None, options), timeout)
-        except asyncio.TimeoutError as exc:
+            return await _within(self._open_unix(path, options), timeout)
+        except TimeoutError as exc:
             raise httpcore.ConnectTimeout(exc) from exc
         except OSError as exc:
             raise httpcore.ConnectError(exc) from exc
@@ -418,48 +451,44 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def _open_tcp(
         self, host: str, port: int, local_address: str | None, options: list[Any]
     ) -> AsyncioStream:
-        loop = asyncio.get_running_loop()
-        targets = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        if not targets:  # pragma: no cover - getaddrinfo raises instead
-            raise OSError(f"getaddrinfo({host!r}) returned no address")
-        locals_ = None
-        if local_address is not None:
-            locals_ = await loop.getaddrinfo(
-                local_address, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        errors: list[OSError] = []
-        for family, _, proto, _, address in targets:
-            local = None
-            if locals_ is not None:
-                local = next((a for f, *_, a in locals_ if f == family), None)
-                if local is None:
-                    errors.append(OSError(f"no local address {local_address} for {address}"))
-                    continue
-            try:
-                return await self._open(family, proto, address, local, options)
-            except OSError as exc:
-                errors.append(exc)
-        raise _one_error(errors)
+        """Connect as anyio does: happy eyeballs, then the socket options.
 
-    async def _open(
-        self,
-        family: int,
-        proto: int,
-        address: Any,
-        local: Any,
-        options: list[Any],
-    ) -> AsyncioStream:
-        """Make the socket, set its options, bind and connect it, then hand it to the loop."""
+        asyncio resolves the host (an IP literal without a getaddrinfo call), starts
+        the next address 250 ms after the previous one while it is still pending, and
+        binds to local_address if given. The socket options are set once connected,
+        as httpcore's own backend sets them.
+        """
         loop = asyncio.get_running_loop()
-        sock = socket.socket(family, socket.SOCK_STREAM, proto)
+        local_addr = None if local_address is None else (local_address, 0)
+        transport, protocol = await loop.create_connection(
+            lambda: _Protocol(loop),
+            host,
+            port,
+            local_addr=local_addr,
+            happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+            interleave=1,
+        )
+        try:
+            if options:
+                sock = transport.get_extra_info("socket")
+                for option in options:
+                    sock.setsockopt(*option)
+        except BaseException:
+            transport.abort()
+            raise
+        # A TCP transport sets TCP_NODELAY itself, as httpcore's own backend has it.
+        return AsyncioStream(protocol)
+
+    async def _open_unix(self, path: str, options: list[Any]) -> AsyncioStream:
+        """Make the socket, set its options and connect it, then hand it to the loop."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_UNIX  # type: ignore[attr-defined,unused-ignore]
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
             for option in options:
                 sock.setsockopt(*option)
-            if local is not None:
-                sock.bind(local)
-            await loop.sock_connect(sock, address)
-            # A TCP transport sets TCP_NODELAY itself, as httpcore's own backend has it.
+            await loop.sock_connect(sock, path)
             _, protocol = await loop.create_connection(lambda: _Protocol(loop), sock=sock)
         except BaseException:
             sock.close()
@@ -471,8 +500,8 @@ class AsyncioHTTPTransport(httpx.AsyncHTTPTransport):
     """httpx.AsyncHTTPTransport whose connection pool runs on `AsyncioBackend`.
 
     httpx has no public way to choose the pool's network backend: this builds the
-    transport as httpx does, then replaces its pool by an identical one (the same
-    TLS context, limits and options) with the backend. Should httpx's internals
+    transport as httpx does, then replaces its pool by an identical one (the TLS
+    context httpx built, the same limits and options) with the backend. Should httpx's internals
     change (no `_pool`, or another kind of pool), httpx's own pool is kept and
     `network_backend` is None; tests/core/test_aionet.py fails in that case.
     """
@@ -510,7 +539,7 @@ class AsyncioHTTPTransport(httpx.AsyncHTTPTransport):
             return
         backend = AsyncioBackend()
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
+            ssl_context=self._pool._ssl_context,  # the one httpx built: not built twice
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

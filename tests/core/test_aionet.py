@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,9 +31,11 @@ from prefect_venice import AsyncVeniceClient, VeniceClient
 from prefect_venice._aionet import (
     HIGH_WATER,
     LOW_WATER,
+    YIELD_EVERY,
     AsyncioBackend,
     AsyncioClient,
     AsyncioHTTPTransport,
+    AsyncioStream,
     _Protocol,
 )
 from prefect_venice.emulator import Emulator
@@ -120,6 +123,8 @@ class Server:
         elif path == "/silent":
             await reader.read()
             return False
+        elif path == "/deaf":
+            await asyncio.Event().wait()  # never reads what the client sends
         else:
             writer.write(_head(len(target)) + target.encode())
             await writer.drain()
@@ -367,6 +372,69 @@ async def test_a_connect_that_does_not_finish_is_a_connect_timeout(
             await client.get("http://127.0.0.1:9/")
 
 
+async def test_a_first_address_that_never_answers_does_not_hold_up_the_next(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Happy eyeballs: the next address is tried 250 ms on, not after the connect timeout."""
+    loop = asyncio.get_running_loop()
+    port = int(server.url.rsplit(":", 1)[1])
+    resolve, connect = loop.getaddrinfo, loop.sock_connect
+
+    async def two_addresses(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("dual.test", b"dual.test"):
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return await resolve(host, *args, **kwargs)
+
+    async def black_hole(sock: socket.socket, address: Any) -> None:
+        if address[0] == "127.0.0.2":  # a SYN dropped: no answer, ever
+            await asyncio.sleep(3600)
+        await connect(sock, address)
+
+    monkeypatch.setattr(loop, "getaddrinfo", two_addresses)
+    monkeypatch.setattr(loop, "sock_connect", black_hole)
+    async with AsyncioClient(timeout=httpx.Timeout(5.0, connect=3.0)) as client:
+        started = time.monotonic()
+        answer = await client.get(f"http://dual.test:{port}/eyeballs")
+        elapsed = time.monotonic() - started
+    assert answer.text == "/eyeballs"
+    assert elapsed < 2.0
+
+
+async def test_an_ip_address_is_not_resolved(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_resolver(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("getaddrinfo called for an IP address")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_resolver)
+    async with AsyncioClient() as client:
+        assert (await client.get(f"{server.url}/literal")).text == "/literal"
+
+
+async def test_a_cancel_that_lands_as_the_connect_finishes_is_not_lost(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio.wait_for on Python 3.11 would return the connection and drop the cancel."""
+    loop = asyncio.get_running_loop()
+    create_connection = loop.create_connection
+    request: asyncio.Task[httpx.Response] | None = None
+
+    async def cancelled_on_completion(*args: Any, **kwargs: Any) -> Any:
+        made = await create_connection(*args, **kwargs)
+        assert request is not None
+        request.cancel()  # in the same loop turn as the connect's completion
+        return made
+
+    monkeypatch.setattr(loop, "create_connection", cancelled_on_completion)
+    async with AsyncioClient(timeout=5.0) as client:
+        request = asyncio.create_task(client.get(f"{server.url}/small"))
+        with pytest.raises(asyncio.CancelledError):
+            await request
+
+
 # --- TLS -------------------------------------------------------------------------------
 
 
@@ -406,6 +474,38 @@ async def test_a_tls_handshake_that_does_not_finish_is_a_connect_timeout(
     async with AsyncioClient(verify=trusted, timeout=httpx.Timeout(5.0, connect=0.3)) as client:
         with pytest.raises(httpx.ConnectTimeout):
             await client.get(f"{https}/small")
+
+
+async def test_without_a_timeout_asyncios_handshake_limit_does_not_apply(
+    server: Server, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """timeout=None means no limit: asyncio's default one (60 s, here 0.2 s) must not cut in."""
+    import asyncio.constants
+
+    monkeypatch.setattr(asyncio.constants, "SSL_HANDSHAKE_TIMEOUT", 0.2)
+    trusted = ssl.create_default_context(cafile=str(certificate[0]))
+    https = server.url.replace("http://", "https://")
+    async with AsyncioClient(verify=trusted, timeout=None) as client:
+        with pytest.raises(asyncio.TimeoutError):  # still waiting, as asked
+            await asyncio.wait_for(client.get(f"{https}/small"), 1.0)
+
+
+def test_the_tls_context_httpx_built_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx._transports.default as httpx_default
+
+    built: list[ssl.SSLContext] = []
+    create = httpx.create_ssl_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(create(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(httpx_default, "create_ssl_context", counted)
+    monkeypatch.setattr(httpx, "create_ssl_context", counted)
+    transport = AsyncioHTTPTransport()
+    assert transport.network_backend is not None
+    assert len(built) == 1
+    assert transport._pool._ssl_context is built[0]
 
 
 # --- cancellation ----------------------------------------------------------------------
@@ -450,6 +550,35 @@ async def test_a_cancelled_wait_leaves_no_timer_or_waiter(server: Server) -> Non
         await stream.aclose()
 
 
+async def test_closing_with_unsent_bytes_frees_the_socket_at_once(server: Server) -> None:
+    """A peer that stopped reading must not keep the socket open (transport.close() would)."""
+    port = int(server.url.rsplit(":", 1)[1])
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+    head = f"POST /deaf HTTP/1.1\r\nHost: x\r\nContent-Length: {len(BIG)}\r\n\r\n"
+    await stream.write(head.encode(), timeout=5)
+    # More than the kernel's buffers hold: the rest waits in the transport's buffer.
+    with pytest.raises(httpcore.WriteTimeout):
+        await stream.write(BIG, timeout=0.3)
+    sock = stream.get_extra_info("socket")
+    assert sock.fileno() >= 0
+    await stream.aclose()
+    await asyncio.sleep(0.05)
+    assert sock.fileno() == -1, "the socket stays open while unsent bytes wait"
+    assert stream._protocol.lost  # type: ignore[attr-defined]
+
+
+async def test_closing_drops_the_unread_bytes() -> None:
+    protocol = _Protocol(asyncio.get_running_loop())
+    protocol.connection_made(FakeTransport())
+    protocol.data_received(bytes(MIB))
+    await AsyncioStream(protocol).aclose()
+    assert protocol.transport.calls == ["abort"]  # type: ignore[union-attr]
+    assert protocol._buffered == 0
+    assert not protocol._chunks
+    with pytest.raises(httpcore.ReadError):
+        await protocol.read(100, timeout=1)
+
+
 # --- the receive buffer ----------------------------------------------------------------
 
 
@@ -463,6 +592,9 @@ class FakeTransport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         self.calls.append("resume")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
 
 
 async def test_reads_never_exceed_max_bytes_and_split_without_losing_bytes() -> None:
@@ -522,6 +654,53 @@ async def test_a_connection_lost_with_an_error_is_a_read_error_after_the_data() 
     assert await protocol.read(100, timeout=1) == b"last bytes"
     with pytest.raises(httpcore.ReadError, match="reset by peer"):
         await protocol.read(100, timeout=1)
+
+
+async def test_reads_served_from_the_buffer_let_other_tasks_run() -> None:
+    protocol = _Protocol(asyncio.get_running_loop())
+    protocol.connection_made(FakeTransport())
+    for _ in range(10 * YIELD_EVERY):
+        protocol.data_received(bytes(1000))
+    protocol.eof_received()
+    served = 0
+
+    async def drain() -> None:
+        nonlocal served
+        while await protocol.read(1000, timeout=1):
+            served += 1
+
+    task = asyncio.create_task(drain())
+    await asyncio.sleep(0)  # the task's first step: it must yield before reading it all
+    assert task.cancel(), "the reads never yielded to the loop"
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 0 < served < 10 * YIELD_EVERY
+    # The cancelled read took nothing: the rest is still there.
+    assert protocol._buffered == (10 * YIELD_EVERY - served) * 1000
+
+
+async def test_a_slow_reader_holds_at_most_about_a_mebibyte_per_connection(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receive buffer is the backend's share of the streaming tests' 8 MiB budget."""
+    received = _Protocol.data_received
+    peak = 0
+
+    def watched(self: _Protocol, data: bytes) -> None:
+        nonlocal peak
+        received(self, data)
+        peak = max(peak, self._buffered)
+
+    monkeypatch.setattr(_Protocol, "data_received", watched)
+    async with AsyncioClient() as client, client.stream("GET", f"{server.url}/big") as answer:
+        size = 0
+        async for piece in answer.aiter_raw():
+            size += len(piece)
+            await asyncio.sleep(0.001)  # slower than the loopback network
+            if size >= 16 * MIB:
+                break
+    # At most 1 MiB (the high-water mark) plus the loop's last receive (up to 256 KiB).
+    assert 0 < peak <= MIB + 256 * 1024, f"{peak} bytes buffered"
 
 
 # --- other async libraries -------------------------------------------------------------
