@@ -58,7 +58,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
         "download_disk": lambda: download.bench_download_disk(runs, 256 if quick else 1024),
         "polling": lambda: polling.bench_polling_batch(
             scale=0.1,
-            repeats=repeats,
+            repeats=args.polling_repeats or repeats,
             names=tuple(args.polling_policies.split(",")),
             budget=not args.polling_no_budget,
         ),
@@ -122,6 +122,13 @@ def main() -> None:
         default="estimate,history",
         help="poll policies beside the 5 s loop (benchmarks/polling.py: estimate, history, "
         "history_2.0s, history_2.2s, history_2.3s, history_fifo)",
+    )
+    parser.add_argument(
+        "--polling-repeats",
+        type=int,
+        default=0,
+        help="seeds of the polling benchmark (each a cold and a warm pass per policy; "
+        "default 3, quick 1)",
     )
     parser.add_argument(
         "--polling-no-budget",

@@ -15,8 +15,9 @@ Two schedules live in :class:`PollPolicy`:
   have finished yet this is one long sleep to the start of the distribution; where
   many jobs finish the polls are dense; in the tail, where few jobs remain, sparser.
   The constant c is chosen per distribution so that the median detection lag over
-  the distribution is `target_lag` (2.5 s, the median lag of the guide's fixed
-  5 s loop; twice that on the prior from Venice's estimate). Past
+  the distribution, blurred a little for the jobs to come, is `target_lag` (2.5 s,
+  the median lag of the guide's fixed 5 s loop; twice that on the prior from
+  Venice's estimate). Each delay counts from the sending of the last poll. Past
   the distribution's end the polls back off geometrically. This is the
   hazard-weighted rule that minimises polls plus c-weighted lag: a poll at time t
   costs only for the jobs still running then.
@@ -348,8 +349,10 @@ class PollPolicy:
     target_lag: float = 2.5
     """Median seconds from a job's end to the poll that sees it, on the shape's history.
 
-    2.5 s is the median lag of the guide's fixed 5 s loop. A history of a few dozen
-    jobs describes the next ones only roughly: the lag met runs a little above or below.
+    2.5 s is the median lag of the guide's fixed 5 s loop. The schedule is calibrated
+    for the next jobs of the shape, not the recorded ones (see CompletionModel.lag_cost);
+    a history of a dozen jobs describes them only roughly, so single batches land a
+    little above or below.
     """
     min_history: int = 5
     """Completions of a shape needed before its history replaces Venice's estimate."""
