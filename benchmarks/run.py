@@ -57,7 +57,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
         "download": lambda: single.bench_download(runs, mib),
         "download_disk": lambda: download.bench_download_disk(runs, 256 if quick else 1024),
         "polling": lambda: polling.bench_polling_batch(
-            scale=0.1,
+            scale=args.polling_scale,
             repeats=args.polling_repeats or repeats,
             names=tuple(args.polling_policies.split(",")),
             budget=not args.polling_no_budget,
@@ -129,6 +129,13 @@ def main() -> None:
         default=0,
         help="seeds of the polling benchmark (each a cold and a warm pass per policy; "
         "default 3, quick 1)",
+    )
+    parser.add_argument(
+        "--polling-scale",
+        type=float,
+        default=0.1,
+        help="the polling benchmark's time scale (default 0.1: a 100 s job takes 10 s; "
+        "larger is slower and closer to real time)",
     )
     parser.add_argument(
         "--polling-no-budget",
