@@ -244,8 +244,8 @@ class CompletionModel:
         computed and c refined by bisection until the median lag it gives is target_lag
         over the distribution `blurred()`, not this one: a schedule calibrated on the
         very jobs it was built from puts polls just after them and meets its target
-        only on them (on new jobs of the shape its lag ran 0.15-0.3 s above the
-        target, in simulations of histories of 12-50 jobs).
+        only on them (on new jobs of the shape its lag ran 0.15-0.25 s above the
+        target: benchmarks/poll_simulation.py, histories of 12 jobs).
         """
         ratios = []
         for k in range(_CALIBRATION_POINTS):
