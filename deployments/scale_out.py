@@ -370,6 +370,9 @@ def worker_environment(config: ScaleOutConfig, api_url: str, index: int) -> dict
         PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
         PREFECT_WORKER_QUERY_SECONDS=str(config.worker_query_seconds),
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(config.heartbeat_seconds),
+        # The server's CSRF protection is off (Prefect's default): no client of a run asks
+        # it for a token first (three requests a run). Drop this if you turn it on.
+        PREFECT_CLIENT_CSRF_SUPPORT_ENABLED="false",
     )
     if config.prestart:
         env.update(

@@ -34,6 +34,15 @@ FAKE_ENGINE = textwrap.dedent(
         "pid": os.getpid(),
         "ppid": os.getppid(),
     }
+    if os.environ.get("FAKE_SETTINGS_REPORT"):
+        from prefect.context import SettingsContext
+        from prefect.settings import get_current_settings
+        report["logging_level"] = get_current_settings().logging.level
+        report["persist_results"] = get_current_settings().results.persist_by_default
+        # Built again for the run: the child entered a settings context of its own.
+        report["settings_rebuilt"] = SettingsContext.get() is not None and (
+            SettingsContext.__var__.get(None) is not None
+        )
     print(json.dumps(report), flush=True)
     print("to stderr", file=sys.stderr, flush=True)
     if os.environ.get("FAKE_ATEXIT_REPORT"):
@@ -67,7 +76,12 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     """A prestart server whose children run the stand-in engine."""
     (tmp_path / "fake_engine.py").write_text(FAKE_ENGINE)
     socket_path = tmp_path / "prestart.sock"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+    }
     argv = [sys.executable, str(PRESTART), "serve", "--socket", str(socket_path)]
     process = subprocess.Popen(
         [*argv, "--module", "fake_engine", "--kill-grace", "1"],
@@ -275,3 +289,161 @@ def test_sigterm_stops_taking_runs_and_waits_for_the_running_ones(
         time.sleep(0.1)
     assert stub.wait(timeout=30) == 0  # the running run finished normally
     assert process.wait(timeout=30) == 0
+
+
+def test_a_run_with_the_servers_settings_reuses_them_and_others_get_their_own(
+    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    # The server's settings and logging serve a run whose environment makes the same
+    # settings (a worker writes them out in its own spelling: True for true); any
+    # other run builds its own, logging included.
+    socket_path, _ = server
+    same = {"PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "True"}
+    other = {"PREFECT_LOGGING_LEVEL": "DEBUG", "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false"}
+    reports = []
+    for env in (same, other):
+        stub = _stub(socket_path, tmp_path, FAKE_SETTINGS_REPORT="1", **env)
+        out, err = stub.communicate(timeout=60)
+        assert stub.returncode == 0, err
+        reports.append(json.loads(out.splitlines()[-1]))
+
+    assert reports[0]["settings_rebuilt"] is False
+    assert (reports[0]["logging_level"], reports[0]["persist_results"]) == ("INFO", True)
+    assert reports[1]["settings_rebuilt"] is True
+    assert (reports[1]["logging_level"], reports[1]["persist_results"]) == ("DEBUG", False)
+
+
+SSL_SHARING = textwrap.dedent(
+    """
+    import json, ssl, sys
+    import prefect.client.orchestration as orchestration
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+    sys.path.insert(0, sys.argv[1])
+    import prestart
+
+    made = []
+    real = ssl.create_default_context
+
+    def counting(*args, **kwargs):
+        made.append(kwargs.get("cafile"))
+        return real(*args, **kwargs)
+
+    ssl.create_default_context = counting
+    shared = prestart.share_prefect_ssl_contexts()
+    built_before = len(made)
+
+    def context(client):
+        return client._client._transport._pool._ssl_context
+
+    url = "https://127.0.0.1:9/api"
+    contexts = [context(PrefectClient(url)) for _ in range(3)]
+    contexts.append(context(SyncPrefectClient(url)))
+    other_file = sys.argv[2]
+    other = shared.create_default_context(cafile=other_file)
+    print(json.dumps({
+        "installed": orchestration.ssl is shared,
+        "built_before_fork": built_before,
+        "built_by_clients": len(made) - built_before - 1,
+        "one_context": all(c is contexts[0] for c in contexts),
+        "verifies": contexts[0].verify_mode == ssl.CERT_REQUIRED,
+        "other_file_other_context": other is not contexts[0],
+    }))
+    """
+)
+
+
+def test_prefect_clients_share_one_ssl_context_built_before_forking(tmp_path: Path) -> None:
+    # Prefect built a context (certifi's whole bundle, 15 ms) for each of the ten or so
+    # API clients of a run; the server builds it once and every client shares it.
+    import certifi
+
+    other_file = tmp_path / "ca.pem"
+    other_file.write_text(Path(certifi.where()).read_text())
+    done = subprocess.run(
+        [sys.executable, "-c", SSL_SHARING, str(PRESTART.parent), str(other_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {
+        "installed": True,
+        "built_before_fork": 1,
+        "built_by_clients": 0,
+        "one_context": True,
+        "verifies": True,
+        "other_file_other_context": True,
+    }
+
+
+VERSION_CHECK = textwrap.dedent(
+    """
+    import json, sys, threading
+    sys.path.insert(0, sys.argv[1])
+    import prefect
+    import prestart
+    from prefect._internal.version_checking import (
+        _api_version_check_key, _is_api_version_check_cached,
+    )
+
+    prestart.check_server_version_once()
+    url = sys.argv[2]
+    print(json.dumps({
+        "setting": _is_api_version_check_cached(_api_version_check_key(url, prefect.__version__)),
+        "slashed": _is_api_version_check_cached(
+            _api_version_check_key(url + "/", prefect.__version__)
+        ),
+        "threads": threading.active_count(),
+    }))
+    """
+)
+
+
+@pytest.mark.parametrize("answering", [True, False])
+def test_the_server_version_is_checked_once_for_every_run(answering: bool) -> None:
+    # Each run asked the Prefect server for its version (the API clients and the
+    # websocket ones look the check up under two spellings of the URL): the server
+    # checks once, before forking, or leaves it to each run when it cannot.
+    import http.server
+    import threading
+
+    import prefect
+
+    class Version(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(prefect.__version__).encode()
+            self.send_response(200 if self.path == "/api/admin/version" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Version)
+    port = httpd.server_address[1]
+    if answering:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    else:
+        httpd.server_close()  # nothing listens on the port
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", VERSION_CHECK, str(PRESTART.parent), url],
+            env={**os.environ, "PREFECT_API_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        if answering:
+            httpd.shutdown()
+            httpd.server_close()
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"setting": answering, "slashed": answering, "threads": 1}
+    assert ("each run checks" in done.stdout) is not answering
