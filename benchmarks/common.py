@@ -271,3 +271,71 @@ def median(values: list[float]) -> float:
     import statistics
 
     return float(statistics.median(values))
+
+
+_EMULATOR_CHILD = """
+import json, sys
+from prefect_venice.emulator import Emulator, EmulatorConfig
+with Emulator(EmulatorConfig(**json.loads(sys.argv[1]))) as emu:
+    print(json.dumps({"base_url": emu.base_url, "origin": emu.origin}), flush=True)
+    sys.stdin.read()  # until the benchmark closes it
+"""
+
+
+class EmulatorProcess:
+    """The emulator in a process of its own, as Venice is to its clients.
+
+    In a thread of the benchmark's process it shares the GIL and the machine's
+    attention with the client: a poll it answers late reads, at time scale 0.1, as
+    ten times that delay of detection lag. Same interface as the figures need:
+    `base_url`, `api_key`, `ledger()`, `requests()` (over `/_emulator/...`).
+    """
+
+    def __init__(self, **config: Any) -> None:
+        self._config = config
+        self.api_key = str(config.get("api_key", "emulator-key"))
+        self._process: subprocess.Popen[str] | None = None
+        self.base_url = self.origin = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _EMULATOR_CHILD, json.dumps(self._config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self.__exit__()
+            raise RuntimeError("the emulator process did not start")
+        started = json.loads(line)
+        self.base_url, self.origin = started["base_url"], started["origin"]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is None:
+            return
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def _get(self, path: str) -> Any:
+        import httpx
+
+        return httpx.get(self.origin + path, timeout=60).json()
+
+    def ledger(self) -> dict[str, Any]:
+        """The emulator's ledger (`GET /_emulator/ledger`)."""
+        answer: dict[str, Any] = self._get("/_emulator/ledger")
+        return answer
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The emulator's request log (`GET /_emulator/requests`)."""
+        answer: list[dict[str, Any]] = self._get("/_emulator/requests")["requests"]
+        return answer

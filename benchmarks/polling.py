@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import JSON
+from common import JSON, EmulatorProcess
 
 from prefect_venice import AsyncVeniceClient, PollPolicy, Processing, QueuedJob, QueueRequest
 from prefect_venice.emulator import Emulator, EmulatorConfig
@@ -118,7 +118,9 @@ def _batch(jobs: int) -> list[QueueRequest]:
     return [SHAPES[i % len(SHAPES)] for i in range(jobs)]
 
 
-def _figures(emu: Emulator, queue_ids: list[str], scale: float, shapes: list[QueueRequest]) -> JSON:
+def _figures(
+    emu: Emulator | EmulatorProcess, queue_ids: list[str], scale: float, shapes: list[QueueRequest]
+) -> JSON:
     """Calls and lags of these jobs, from the emulator's ledger and request log."""
     ledger = emu.ledger()
     requests = emu.requests()
@@ -165,7 +167,7 @@ async def _loop(client: AsyncVeniceClient, job: QueuedJob, path: Path, every: fl
 
 async def _pass(
     client: AsyncVeniceClient,
-    emu: Emulator,
+    emu: Emulator | EmulatorProcess,
     batch: list[QueueRequest],
     poll: PollPolicy | float,
     tmp: Path,
@@ -184,23 +186,39 @@ async def _pass(
     return [job.queue_id for job in jobs]
 
 
-async def _run(policy: str, jobs: int, scale: float, seed: int, retrieve_limit: int | None) -> JSON:
-    """Two passes (cold, warm) of one policy on a fresh emulator and a fresh history."""
-    config = EmulatorConfig(
-        time_scale=scale,
-        seed=seed,
-        rate_limits_enabled=retrieve_limit is not None,
-        retrieve_requests_per_window=retrieve_limit or 120,
+async def _run(
+    policy: str,
+    jobs: int,
+    scale: float,
+    seed: int,
+    retrieve_limit: int | None,
+    emulator: str = "process",
+) -> JSON:
+    """Two passes (cold, warm) of one policy on a fresh emulator and a fresh history.
+
+    `emulator="process"` runs the emulator in a process of its own (the default, as
+    Venice is to its clients); "thread" in a thread of this one (earlier figures).
+    """
+    config: dict[str, Any] = {
+        "time_scale": scale,
+        "seed": seed,
+        "rate_limits_enabled": retrieve_limit is not None,
+        "retrieve_requests_per_window": retrieve_limit or 120,
         # Queueing is not what is measured: let the batch in at once.
-        queue_requests_per_window=10_000,
-        video_bytes=4096,
-    )
+        "queue_requests_per_window": 10_000,
+        "video_bytes": 4096,
+    }
     batch = _batch(jobs)
     home = tempfile.mkdtemp(prefix="venice-bench-polling-")
     previous = os.environ.get("PREFECT_VENICE_HOME")
     os.environ["PREFECT_VENICE_HOME"] = home  # a fresh history for each run
     try:
-        with Emulator(config) as emu, tempfile.TemporaryDirectory() as tmp:
+        emu_context = (
+            EmulatorProcess(**config)
+            if emulator == "process"
+            else Emulator(EmulatorConfig(**config))
+        )
+        with emu_context as emu, tempfile.TemporaryDirectory() as tmp:
             async with AsyncVeniceClient(emu.api_key, base_url=emu.base_url) as client:
                 poll: PollPolicy | float = (
                     5.0 * scale if policy == "loop_5s" else policies(scale)[policy]()
@@ -234,22 +252,25 @@ def bench_polling_batch(
     budget_limit: int = 60,
     names: tuple[str, ...] = ("loop_5s", "estimate", "history"),
     budget: bool = True,
+    emulator: str = "process",
 ) -> dict[str, Any]:
     """Same seeds for every policy; medians over repeats; ratios against the 5 s loop.
 
     `names` picks the policies (see `policies`; the loop always runs, for the ratios);
-    `budget=False` skips the short-allowance part.
+    `budget=False` skips the short-allowance part; `emulator` is "process" (the
+    emulator in a process of its own) or "thread" (in this one, as before).
     """
     summary: dict[str, Any] = {
         "jobs": jobs,
         "shapes": [f"{s.model} {s.duration} {s.resolution}" for s in SHAPES],
         "time_scale": scale,
         "repeats": repeats,
+        "emulator": emulator,
     }
     runs: dict[str, list[JSON]] = {name: [] for name in dict.fromkeys(("loop_5s", *names))}
     for seed in range(repeats):
         for name, rows in runs.items():
-            rows.append(asyncio.run(_run(name, jobs, scale, seed, None)))
+            rows.append(asyncio.run(_run(name, jobs, scale, seed, None, emulator)))
     summary["job_seconds_seed0"] = runs["loop_5s"][0]["warm"]["job_seconds"]
     for part in ("warm", "cold"):
         table = {name: _median_of(rows, part) for name, rows in runs.items()}
@@ -262,7 +283,7 @@ def bench_polling_batch(
     short: dict[str, list[JSON]] = {name: [] for name in ("history", "history_fifo")}
     for seed in range(repeats):
         for name, rows in short.items():
-            rows.append(asyncio.run(_run(name, budget_jobs, scale, seed, budget_limit)))
+            rows.append(asyncio.run(_run(name, budget_jobs, scale, seed, budget_limit, emulator)))
     summary["short_budget"] = {
         "jobs": budget_jobs,
         "retrieve_limit_per_minute": budget_limit,

@@ -61,6 +61,7 @@ def _plan(args: argparse.Namespace) -> dict[str, Callable[[], object]]:
             repeats=args.polling_repeats or repeats,
             names=tuple(args.polling_policies.split(",")),
             budget=not args.polling_no_budget,
+            emulator=args.polling_emulator,
         ),
         "flow_overhead": lambda: single.bench_flow_overhead(runs=3 if quick else 7),
         "batch": lambda: batch.bench_batch_vs_script(
@@ -136,6 +137,13 @@ def main() -> None:
         default=0.1,
         help="the polling benchmark's time scale (default 0.1: a 100 s job takes 10 s; "
         "larger is slower and closer to real time)",
+    )
+    parser.add_argument(
+        "--polling-emulator",
+        choices=("process", "thread"),
+        default="process",
+        help="where the polling benchmark's emulator runs: a process of its own (default, "
+        "as Venice is to its clients) or a thread of the benchmark's (figures before 2026-11-26)",
     )
     parser.add_argument(
         "--polling-no-budget",
