@@ -367,8 +367,6 @@ def _end(pid: int, grace: float = 10.0) -> None:
 #: Seconds a run gets after SIGTERM, once its stub died, before SIGKILL (as the worker
 #: would have done to a process of its own).
 KILL_GRACE_SECONDS = 10.0
-#: The lowest CPU priority (highest nice value) a run is started with (see `serve`).
-MAX_NICE = 10
 #: A stub sends its request at once; one that stalls longer is dropped.
 REQUEST_TIMEOUT_SECONDS = 2.0
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -386,19 +384,14 @@ def _run_child(
     request: dict[str, Any],
     fds: list[int],
     module: str,
-    nice: int = 0,
 ) -> NoReturn:
     """In the forked child: become the run's process, then run the engine as `-m` would.
 
     Entered with TERM, INT and HUP blocked (see `_fork_run`): the server's handlers are
-    replaced by Python's defaults before any of them can arrive. `nice` lowers the
-    run's CPU priority (see `serve`).
+    replaced by Python's defaults before any of them can arrive.
     """
     code = 1
     try:
-        if nice:
-            with contextlib.suppress(OSError):
-                os.nice(nice)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -480,7 +473,6 @@ def _fork_run(
     request: dict[str, Any],
     fds: list[int],
     module: str,
-    nice: int = 0,
 ) -> int:
     """Fork the run's child with the forwarded signals blocked around the fork.
 
@@ -491,7 +483,7 @@ def _fork_run(
     try:
         pid = os.fork()
         if pid == 0:
-            _run_child(listener, inherited, request, fds, module, nice)
+            _run_child(listener, inherited, request, fds, module)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
     return pid
@@ -520,22 +512,13 @@ def _bind(path: str) -> socket.socket:
 
 
 def serve(
-    path: str,
-    module: str = "prefect.engine",
-    kill_grace: float = KILL_GRACE_SECONDS,
-    max_nice: int = MAX_NICE,
+    path: str, module: str = "prefect.engine", kill_grace: float = KILL_GRACE_SECONDS
 ) -> None:
     """Import everything once, then fork one child per run handed over on `path`.
 
     Each child runs `module` as `python -m module` would (the engine; tests run a
     stand-in). SIGTERM or SIGINT stops taking runs (the socket goes, so stubs fall back
     to the plain engine) and waits for the running ones; a second one ends them.
-
-    Runs started while others run get less CPU than those: a child's nice value is the
-    number of runs already running, up to `max_nice` (0: all alike). On a machine
-    with more runs than cores, runs then get through their start in the order they
-    came, rather than all crawling through it together; the first paid call, and
-    with it Venice's rate-limit window, no longer waits for every run's start.
     """
     import importlib
 
@@ -595,7 +578,7 @@ def serve(
             break
         for key, _ in selector.select(timeout=1.0):
             if key.data == "accept":
-                _accept(listener, selector, runs, wake_read, wake_write, module, max_nice)
+                _accept(listener, selector, runs, wake_read, wake_write, module)
             elif key.data == "wake":
                 with contextlib.suppress(BlockingIOError):
                     while wake_read.recv(512):
@@ -631,7 +614,6 @@ def _accept(
     wake_read: socket.socket,
     wake_write: socket.socket,
     module: str,
-    max_nice: int = 0,
 ) -> None:
     """Take one stub's request and fork its run; a bad or gone stub never stops the server."""
     try:
@@ -651,7 +633,7 @@ def _accept(
         if not isinstance(request.get("env"), dict) or not isinstance(request.get("cwd"), str):
             raise ValueError("a malformed request")
         inherited = [*runs.values(), conn, wake_read, wake_write]
-        pid = _fork_run(listener, inherited, request, fds, module, min(len(runs), max_nice))
+        pid = _fork_run(listener, inherited, request, fds, module)
         _send(conn, {"pid": pid})
         conn.setblocking(False)
         runs[pid] = conn
@@ -714,19 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=KILL_GRACE_SECONDS,
         help="seconds between SIGTERM and SIGKILL for a run whose stub died (default 10)",
     )
-    serve_parser.add_argument(
-        "--max-nice",
-        type=int,
-        default=MAX_NICE,
-        choices=range(20),
-        metavar="0-19",
-        help="a run's nice value is the number of runs already running, up to this "
-        f"(default {MAX_NICE}; 0: every run alike)",
-    )
     parsed = parser.parse_args(args)
     if not parsed.socket:
         parser.error(f"--socket or {SOCKET_ENV} is required")
-    serve(parsed.socket, parsed.module, parsed.kill_grace, parsed.max_nice)
+    serve(parsed.socket, parsed.module, parsed.kill_grace)
     return 0
 
 

@@ -33,7 +33,6 @@ FAKE_ENGINE = textwrap.dedent(
         "run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
         "pid": os.getpid(),
         "ppid": os.getppid(),
-        "nice": os.nice(0),
     }
     if os.environ.get("FAKE_SETTINGS_REPORT"):
         from prefect.context import SettingsContext
@@ -448,32 +447,3 @@ def test_the_server_version_is_checked_once_for_every_run(answering: bool) -> No
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"setting": answering, "slashed": answering, "threads": 1}
     assert ("each run checks" in done.stdout) is not answering
-
-
-def test_runs_started_while_others_run_get_less_cpu_in_turn(
-    server: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
-) -> None:
-    # The first paid call waited for every run's start when sixty started at once on
-    # two cores; later runs now yield the CPU to earlier ones.
-    socket_path, process = server
-    base = os.getpriority(os.PRIO_PROCESS, process.pid)
-    stubs = []
-    nices = []
-    for _ in range(3):
-        stub = _stub(socket_path, tmp_path, FAKE_SLEEP="30")
-        assert stub.stdout is not None
-        nices.append(json.loads(stub.stdout.readline())["nice"] - base)
-        stubs.append(stub)
-    for stub in stubs:
-        stub.terminate()
-        stub.wait(timeout=30)
-
-    assert nices == [0, 1, 2]
-    deadline = time.monotonic() + 20
-    while True:  # the server reaps the ended runs within a second or so
-        probe = _stub(socket_path, tmp_path)
-        out, _ = probe.communicate(timeout=60)
-        if json.loads(out.splitlines()[-1])["nice"] == base or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert json.loads(out.splitlines()[-1])["nice"] == base  # alone again: full priority
