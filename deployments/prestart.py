@@ -411,8 +411,17 @@ def _run_child(
         os.chdir(request["cwd"])
         time.tzset()
         sys.argv = [module, *request["argv"]]
+        import re
         import runpy
+        import warnings
 
+        # The module was imported before the fork (PRELOAD): running it as __main__ again
+        # is what this server is for, not the mistake runpy warns about on every run.
+        warnings.filterwarnings(
+            "ignore",
+            message=re.escape(f"'{module}' found in sys.modules after import of package"),
+            category=RuntimeWarning,
+        )
         with _run_settings(request):
             try:
                 runpy.run_module(module, run_name="__main__", alter_sys=True)

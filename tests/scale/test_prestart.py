@@ -447,3 +447,29 @@ def test_the_server_version_is_checked_once_for_every_run(answering: bool) -> No
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"setting": answering, "slashed": answering, "threads": 1}
     assert ("each run checks" in done.stdout) is not answering
+
+
+def test_a_run_of_a_preloaded_module_prints_no_runpy_warning(tmp_path: Path) -> None:
+    # Every forked run printed runpy's "found in sys.modules ... unpredictable
+    # behaviour" to the worker's log: the engine is imported before the fork by design.
+    socket_path = tmp_path / "prestart.sock"
+    argv = [sys.executable, str(PRESTART), "serve", "--socket", str(socket_path)]
+    process = subprocess.Popen(
+        [*argv, "--module", "prefect.task_engine"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not socket_path.exists():
+            assert process.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not listen"
+            time.sleep(0.1)
+        stub = _stub(socket_path, tmp_path)
+        _, err = stub.communicate(timeout=60)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert stub.returncode == 0, err
+    assert "found in sys.modules" not in err
