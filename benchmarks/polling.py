@@ -92,7 +92,7 @@ def policies(scale: float) -> dict[str, Callable[[], PollPolicy]]:
             target_lag=PollPolicy().target_lag * scale,
         ),
         # The same with tighter median lag targets (PREFECT_INTEGRATIONS_VENICE_POLL_
-        # TARGET_LAG_SECONDS): 2.0, 2.2 and 2.3 s.
+        # TARGET_LAG_SECONDS): 2.0, 2.2, 2.3 and 2.4 s.
         **{
             f"history_{lag}s": functools.partial(
                 PollPolicy,
@@ -101,7 +101,7 @@ def policies(scale: float) -> dict[str, Callable[[], PollPolicy]]:
                 first_interval=5 * scale,
                 target_lag=lag * scale,
             )
-            for lag in (2.0, 2.2, 2.3)
+            for lag in (2.0, 2.2, 2.3, 2.4)
         },
         # The same without the frontier (only differs under a short allowance).
         "history_fifo": lambda: PollPolicy(
