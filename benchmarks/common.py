@@ -292,8 +292,10 @@ class EmulatorProcess:
     """
 
     def __init__(self, **config: Any) -> None:
+        from prefect_venice.emulator import EmulatorConfig
+
         self._config = config
-        self.api_key = str(config.get("api_key", "emulator-key"))
+        self.api_key = EmulatorConfig(**config).api_key  # the config's, or its default
         self._process: subprocess.Popen[str] | None = None
         self.base_url = self.origin = ""
 

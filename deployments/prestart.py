@@ -256,7 +256,11 @@ def check_server_version_once() -> None:
     try:
         asyncio.run(check())
     except Exception as exc:  # every run checks for itself instead
-        print(f"prestart: server version not checked ({exc!r}); each run checks", flush=True)
+        # The type only: an HTTP error's text carries the API URL, which may hold a password.
+        print(
+            f"prestart: server version not checked ({type(exc).__name__}); each run checks",
+            flush=True,
+        )
         return
     # The API clients look the check up under the URL with a trailing slash (httpx's
     # base URL), the websocket clients under the setting's spelling: keep both.
@@ -270,6 +274,25 @@ def check_server_version_once() -> None:
     if _is_api_version_check_cached(checked):
         slashed = str(url).rstrip("/") + "/"
         _cache_api_version_check(_api_version_check_key(slashed, prefect.__version__))
+
+
+def _warm_up() -> None:
+    """Do before forking what every run would repeat; a step that fails is left to the runs.
+
+    Each step leans on Prefect's internals: after a Prefect upgrade one may fail, and the
+    server must still start (its runs then do that work themselves, as before).
+    """
+
+    def venice_context() -> None:
+        from prefect_venice import VeniceClient
+
+        VeniceClient("warm-up").close()  # builds the context every Venice client shares
+
+    for step in (share_prefect_ssl_contexts, check_server_version_once, venice_context):
+        try:
+            step()
+        except Exception as exc:
+            print(f"prestart: {step.__name__} skipped ({type(exc).__name__})", flush=True)
 
 
 # The stub the worker starts -------------------------------------------------------
@@ -539,11 +562,7 @@ def serve(
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     if module == "prefect.engine":
-        share_prefect_ssl_contexts()
-        check_server_version_once()
-        from prefect_venice import VeniceClient
-
-        VeniceClient("warm-up").close()  # builds the context every Venice client shares
+        _warm_up()
     from prefect.settings import get_current_settings
 
     _server_settings = (get_current_settings(), logging_overrides(os.environ))

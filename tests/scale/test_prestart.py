@@ -429,7 +429,8 @@ def test_the_server_version_is_checked_once_for_every_run(answering: bool) -> No
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
     else:
         httpd.server_close()  # nothing listens on the port
-    url = f"http://127.0.0.1:{port}/api"
+    # Unanswered, with a password in the URL: the message must not repeat it.
+    url = f"http://127.0.0.1:{port}/api" if answering else f"http://u:hunter2@127.0.0.1:{port}/api"
     try:
         done = subprocess.run(
             [sys.executable, "-c", VERSION_CHECK, str(PRESTART.parent), url],
@@ -447,6 +448,40 @@ def test_the_server_version_is_checked_once_for_every_run(answering: bool) -> No
     report = json.loads(done.stdout.splitlines()[-1])
     assert report == {"setting": answering, "slashed": answering, "threads": 1}
     assert ("each run checks" in done.stdout) is not answering
+    assert "hunter2" not in done.stdout + done.stderr
+
+
+WARM_UP_FAILS = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import prestart
+
+    def broken():
+        raise AttributeError("a Prefect upgrade moved this")
+
+    broken.__name__ = "share_prefect_ssl_contexts"
+    prestart.share_prefect_ssl_contexts = broken
+    prestart._warm_up()
+    print("warmed up")
+    """
+)
+
+
+def test_a_warm_up_step_that_fails_is_left_to_the_runs(tmp_path: Path) -> None:
+    # The warm-ups lean on Prefect's internals: one that breaks after an upgrade must
+    # not keep the server from starting (its runs then do that work themselves).
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP_FAILS, str(PRESTART.parent)],
+        env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "share_prefect_ssl_contexts skipped (AttributeError)" in done.stdout
+    assert done.stdout.rstrip().endswith("warmed up")
 
 
 def test_a_run_of_a_preloaded_module_prints_no_runpy_warning(tmp_path: Path) -> None:
